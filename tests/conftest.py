@@ -1,0 +1,59 @@
+"""Shared pytest set-up: markers, offline guards and paths."""
+import os, socket
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NBS = ROOT / "nbs"
+
+def pytest_configure(config):
+    # Never let a test reach a hub: transformers / datasets / huggingface_hub read these at call time.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("SBNB_PROGRESS", "0")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+def pytest_collection_modifyitems(config, items):
+    """slow / gpu tests are skipped unless asked for with `-m slow` / `-m gpu` (or SBNB_RUN_SLOW=1)."""
+    markexpr = config.getoption("-m") or ""
+    run_slow = "slow" in markexpr or os.environ.get("SBNB_RUN_SLOW") == "1"
+    try:
+        import torch
+        has_gpu = torch.cuda.is_available()
+    except ImportError:
+        has_gpu = False
+    for item in items:
+        if "slow" in item.keywords and not run_slow:
+            item.add_marker(pytest.mark.skip(reason="slow: run with `pytest -m slow` or SBNB_RUN_SLOW=1"))
+        if "gpu" in item.keywords and not has_gpu:
+            item.add_marker(pytest.mark.skip(reason="gpu: needs a CUDA device"))
+
+class _NoNetwork(socket.socket):
+    """A socket that refuses to connect anywhere but loopback."""
+    def connect(self, address):
+        _check(address)
+        return super().connect(address)
+    def connect_ex(self, address):
+        _check(address)
+        return super().connect_ex(address)
+
+def _check(address):
+    if _allowed(address): return
+    raise OSError(f"network access attempted in a test: {address!r} (tests must stay offline)")
+
+def _allowed(address):
+    if isinstance(address, (str, bytes)): return True  # AF_UNIX path
+    host = address[0] if isinstance(address, tuple) else address
+    return host in ("127.0.0.1", "::1", "localhost") or str(host).startswith("127.")
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Fail any attempt to open a non-loopback connection during a test."""
+    monkeypatch.setattr(socket, "socket", _NoNetwork)
+    orig = socket.create_connection
+    def create_connection(address, *a, **k):
+        _check(address)
+        return orig(address, *a, **k)
+    monkeypatch.setattr(socket, "create_connection", create_connection)
+    yield
