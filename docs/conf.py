@@ -1,0 +1,35 @@
+# Sphinx configuration for the sbnb documentation site (built by docs/build.py; see `make docs`).
+import os, configparser
+from pathlib import Path
+
+_ini = configparser.ConfigParser(delimiters=["="])
+_ini.read(Path(__file__).resolve().parents[1] / "settings.ini")
+_cfg = _ini["DEFAULT"]
+
+project = "sbnb"
+author = _cfg["author"]
+copyright = _cfg["copyright"]
+release = version = _cfg["version"]
+
+extensions = ["myst_nb"]
+myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "attrs_inline"]
+myst_heading_anchors = 3
+source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb"}
+exclude_patterns = ["_build", "**.ipynb_checkpoints", "*.yml"]
+suppress_warnings = ["myst.header", "mystnb.unknown_mime_type", "misc.highlighting_failure", "myst.xref_missing"]
+
+# Notebooks arrive with their outputs already in place (docs/build.py executed them when asked): never run a kernel here.
+nb_execution_mode = "off"
+nb_merge_streams = True
+
+html_theme = "furo"
+html_title = f"sbnb {release}"
+html_static_path = ["_static"]
+html_theme_options = {"source_repository": "", "navigation_with_keys": True}
+html_permalinks_icon = "#"
+# MathJax 3 from a vendored local file: no page loads anything from the network.
+mathjax_path = "mathjax/tex-svg.js"
+mathjax3_config = {"tex": {"inlineMath": [["\\(", "\\)"]], "displayMath": [["\\[", "\\]"]]},
+                   "options": {"enableMenu": False}}
+html_copy_source = False
+html_show_sourcelink = False
