@@ -116,11 +116,13 @@ def main():
                     help="run notebooks that have no outputs (cached) so pages show outputs (default)")
     ap.add_argument("--no-execute", dest="execute", action="store_false", help="render notebooks as committed")
     ap.add_argument("--out", default=str(ROOT / "_docs"), help="where the site goes")
+    ap.add_argument("--only", default="[0-9]*.ipynb", help="render only the notebooks matching this glob (quick previews)")
     a = ap.parse_args()
     build = ROOT / "_proc_docs"
     stage, proc, src = build / "stage", build / "proc", build / "src"
     shutil.rmtree(build, ignore_errors=True)
-    shutil.copytree(ROOT / "nbs", stage, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "_*"))
+    stage.mkdir(parents=True)
+    for nb in sorted((ROOT / "nbs").glob(a.only)): shutil.copy(nb, stage / nb.name)
     if a.execute: execute(stage, ROOT / ".docs_cache")
     # nbdev_proc_nbs reads settings.ini from the current project: run it from the checkout on the staged notebooks.
     # (nbdev.serve.proc_nbs itself, not the nbdev_proc_nbs command, which first tries to download and install Quarto.)
