@@ -20,5 +20,5 @@ def _marks(nb: Path):
 @pytest.mark.parametrize("nb", [pytest.param(nb, id=nb.name, marks=_marks(nb)) for nb in NOTEBOOKS])
 def test_notebook(nb, monkeypatch, tmp_path):
     monkeypatch.chdir(nb.parent)  # notebooks use paths relative to nbs/, as in Jupyter
-    ok, secs = run_notebook(str(nb), skip_flags=["slow", "gpu"], force_flags=[], do_print=False, showerr=True)
+    ok, secs = run_notebook(nb, skip_flags=["slow", "gpu"], force_flags=[], do_print=False, showerr=True)
     assert ok, f"{nb.name} failed (see the error above)"
