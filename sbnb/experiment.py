@@ -301,7 +301,7 @@ def _trainer(cfg: ExperimentConfig, model, tokenizer, data: list[dict], optimize
              callbacks=()):
     "sbnb.train's Trainer subclass set up for one proxy or target run (no checkpoints, no logging to disk)."
     from transformers import TrainingArguments
-    from sbnb.train import _hf_trainer_cls, Collator
+    from sbnb.train import trainer_class, Collator
     from sbnb.optim import OptimConfig
     oc = OptimConfig(name=optimizer, base="adamw", lr=cfg.lr, weight_decay=cfg.weight_decay, rho=cfg.sam_rho)
     args = TrainingArguments(output_dir=str(out), per_device_train_batch_size=cfg.batch_size, max_steps=steps,
@@ -310,7 +310,7 @@ def _trainer(cfg: ExperimentConfig, model, tokenizer, data: list[dict], optimize
                              save_strategy="no", seed=seed, data_seed=seed, report_to="none", disable_tqdm=True,
                              remove_unused_columns=False, use_cpu=True, dataloader_num_workers=0)
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
-    t = _hf_trainer_cls()(model=model, args=args, train_dataset=data, data_collator=Collator(tokenizer.pad_token_id),
+    t = trainer_class()(model=model, args=args, train_dataset=data, data_collator=Collator(tokenizer.pad_token_id),
                           processing_class=tokenizer, optim_config=oc, callbacks=list(callbacks))
     t.remove_callback(PrinterCallback); t.remove_callback(ProgressCallback)  # the experiment shows its own progress
     return t
