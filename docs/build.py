@@ -72,7 +72,7 @@ def _showdoc_md(mod, name):
     for part in name.split("."): obj = getattr(obj, part)
     md = show_doc(obj)._repr_markdown_()
     md = re.sub(r"^\[source\]\(.*?\)\{.*?\}\s*$", "", md, flags=re.M)
-    return md.replace("\n---\n", "\n", 1).strip()
+    return re.sub(r"^\s*---\s*\n", "", md).strip()
 
 def postprocess(proc: Path, pages: dict):
     """Make nbdev-processed notebooks Sphinx-ready (see module docstring)."""
@@ -101,12 +101,14 @@ def postprocess(proc: Path, pages: dict):
                 tags = []
                 if re.search(r"^#\|\s*echo:\s*false", s, re.M): tags.append("remove-input")
                 if re.search(r"^#\|\s*output:\s*false", s, re.M): tags.append("remove-output")
-                c["source"] = "\n".join(l for l in s.splitlines() if not l.startswith("#|")).strip("\n")
+                c["source"] = "\n".join(l for l in s.splitlines() if not l.startswith(("#|", "# sbnb-test:"))).strip("\n")
+                c["outputs"] = [o for o in c.get("outputs", []) if not (o.get("name") == "stderr" and "Warning" in _src({"source": o.get("text", "")}))]
                 if tags: c.setdefault("metadata", {})["tags"] = tags
                 if not c["source"].strip() and not c.get("outputs"): continue
             cells.append(c)
         head = f"# {title}\n\n" + (f"> {desc}\n" if desc else "")
         nb["cells"] = [{"cell_type": "markdown", "metadata": {}, "source": head}] + cells
+        for i, c in enumerate(nb["cells"]): c["id"] = f"c{i:04d}"
         nb.setdefault("metadata", {})["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
         p.write_text(json.dumps(nb, indent=1))
 
