@@ -52,11 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 def run_command(func, args) -> int:
-    "Call `func(args)`; a `SbnbError` becomes one line on stderr and status 2 (a traceback too with `--verbose`)."
+    "Call `func(args)`; a `SbnbError`, or an OS error on a named file, becomes one line on stderr and status 2 (a traceback too with `--verbose`)."
     try: return int(func(args) or 0)
-    except SbnbError as e:
+    except (SbnbError, OSError) as e:
+        if isinstance(e, OSError) and getattr(e, "filename", None) is None: raise  # not about a user's file: a bug
         if getattr(args, "verbose", False): traceback.print_exc()
-        print(f"sbnb: error: {e}", file=sys.stderr)
+        msg = e if isinstance(e, SbnbError) else f"{e.filename}: {e.strerror or e}"  # an unwritable --out, a full disk
+        print(f"sbnb: error: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("sbnb: interrupted", file=sys.stderr); return 130
@@ -72,6 +74,6 @@ def _entry():
     "Console-script entry point."
     sys.exit(main())
 
-# %% ../nbs/90_cli.ipynb #c011
+# %% ../nbs/90_cli.ipynb #c013
 #| eval: false
 if __name__ == "__main__": _entry()

@@ -130,7 +130,8 @@ class Config:
         "Read a `.json`, `.yaml` or `.yml` file."
         path = Path(path)
         if not path.exists(): raise SbnbError(f"{path}: config file not found")
-        text = path.read_text()
+        try: text = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, IsADirectoryError) as e: raise SbnbError(f"{path}: cannot read config: {e}")
         try:
             if path.suffix in (".yaml", ".yml"):
                 import yaml
@@ -206,17 +207,22 @@ def read_json(path: str | Path) -> Any:
     "Read a JSON file; a missing or malformed file is a `SbnbError` naming it."
     path = Path(path)
     if not path.exists(): raise SbnbError(f"{path}: file not found")
-    try: return json.loads(path.read_text())
+    if path.is_dir(): raise SbnbError(f"{path}: is a folder, not a JSON file")
+    try: return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e: raise SbnbError(f"{path}:{e.lineno}: invalid JSON: {e.msg}")
+    except UnicodeDecodeError as e: raise SbnbError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})")
 
 # %% ../nbs/00_core.ipynb #c018
 def read_jsonl(path: str | Path) -> list[dict]:
     "Read a JSON Lines file of objects; a bad line is a `SbnbError` naming the file and line."
     path = Path(path)
     if not path.exists(): raise SbnbError(f"{path}: file not found")
+    if path.is_dir(): raise SbnbError(f"{path}: is a folder, not a JSON Lines file")
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
+    with open(path, "rb") as f:
+        for i, raw in enumerate(f, 1):
+            try: line = raw.decode("utf-8")
+            except UnicodeDecodeError as e: raise SbnbError(f"{path}:{i}: not UTF-8 text ({e.reason} at byte {e.start})")
             if not line.strip(): continue
             try: row = json.loads(line)
             except json.JSONDecodeError as e: raise SbnbError(f"{path}:{i}: invalid JSON ({e.msg} at column {e.colno})")

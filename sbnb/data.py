@@ -49,13 +49,17 @@ def validate_examples(rows: Iterable[dict], where: str = "examples") -> list[dic
 # %% ../nbs/20_data.ipynb #c008
 def _read_json_rows(path: Path) -> list[tuple[int, Any]]:
     "(line, row) pairs from a JSON Lines file or a JSON list; bad JSON is a `SbnbError` naming file:line."
-    text = path.read_text(encoding="utf-8")
+    raw = path.read_bytes()
+    try: text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:  # a binary or wrongly encoded file: say where, not a traceback
+        line = raw[:e.start].count(b"\n") + 1
+        raise SbnbError(f"{path}:{line}: not UTF-8 text ({e.reason} at byte {e.start})")
     if path.suffix == ".json" and text.lstrip().startswith("["):
         try: data = json.loads(text)
         except json.JSONDecodeError as e: raise SbnbError(f"{path}:{e.lineno}: invalid JSON ({e.msg} at column {e.colno})")
         return [(i, r) for i, r in enumerate(data, 1)]  # "line" = position in the list
     out = []
-    for i, line in enumerate(text.splitlines(), 1):
+    for i, line in enumerate(text.split("\n"), 1):  # not splitlines(): U+2028 and friends may sit inside a JSON string
         if not line.strip(): continue
         try: out.append((i, json.loads(line)))
         except json.JSONDecodeError as e: raise SbnbError(f"{path}:{i}: invalid JSON ({e.msg} at column {e.colno})")

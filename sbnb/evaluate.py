@@ -317,7 +317,8 @@ def _resolve(name: str, path: Path) -> Path | None:
     rel = Path(BENCHMARK_FILES[name])
     if name == "math":  # a folder of <subject>/<number>.json files
         return next((c for c in (path/rel, path/"test", path) if c.is_dir() and any(c.glob("*/[0-9]*.json"))), None)
-    return next((c for c in (path, path/rel.name, path/rel, path/name/rel.name) if c.is_file()), None)
+    # the layout (DIR/gsm8k/test.jsonl) before a bare file name, which may belong to another benchmark (DIR/test.jsonl)
+    return next((c for c in (path, path/rel, path/name/rel.name, path/rel.name) if c.is_file()), None)
 
 # %% ../nbs/31_evaluate.ipynb #c030
 def _hub_rows(name: str, where: Path) -> list[dict]:
@@ -364,6 +365,8 @@ def load_benchmark(name: str, path: str | Path | None = None) -> list[dict]:
         for k, r in enumerate(rows, 1):
             missing = [c for c in ("id", "instruction", "answer") if c not in r]
             if missing: raise SbnbError(f"{f}:{k}: missing field(s) {', '.join(missing)}")
+            if r["answer"] is None or not _gold_str(r["answer"]):
+                raise SbnbError(f"{f}: row {k} (id {r['id']!r}): empty gold 'answer': nothing to compare the model's answer with")
         return [dict(r, answer=_gold_str(r["answer"])) for r in rows]
     where = Path(path) if path is not None else benchmarks_dir()
     f = _resolve(name, where)
@@ -371,11 +374,14 @@ def load_benchmark(name: str, path: str | Path | None = None) -> list[dict]:
         if path is not None: raise SbnbError(f"{name}: {where} holds neither {BENCHMARK_FILES[name]} nor {Path(BENCHMARK_FILES[name]).name}")
         raw = _hub_rows(name, where/BENCHMARK_FILES[name])
     else: raw = _read_math_tree(f) if name == "math" else _read_any(f)
-    try: return [_row(name, i, r) for i, r in enumerate(raw)]
+    try: rows = [_row(name, i, r) for i, r in enumerate(raw)]
     except (KeyError, AttributeError, TypeError, ValueError) as e:
         raise SbnbError(f"{name}: {f or 'hub rows'} does not have the expected layout ({type(e).__name__}: {e})")
+    bad = next((r for r in rows if r["answer"] is None or not str(r["answer"]).strip()), None)
+    if bad is not None: raise SbnbError(f"{name}: {f or 'hub rows'}: id {bad['id']!r}: no gold answer could be read from the row")
+    return rows
 
-# %% ../nbs/31_evaluate.ipynb #c041
+# %% ../nbs/31_evaluate.ipynb #c043
 ALPACA = ("Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n"
           "### Instruction:\n{instruction}\n\n### Response:\n")
 DEFAULT_STOP: tuple[str, ...] = ("### Instruction", "\n\n\n\n")
@@ -389,7 +395,7 @@ def format_prompt(example: dict, style: str = "alpaca") -> str:
     if style != "alpaca": raise SbnbError(f"prompt style '{style}' needs sbnb.data; without it only 'alpaca' is available")
     return ALPACA.format(instruction=example["instruction"])
 
-# %% ../nbs/31_evaluate.ipynb #c044
+# %% ../nbs/31_evaluate.ipynb #c046
 def _stop_criteria(tokenizer, stop: Sequence[str], n_prompt: int):
     "A StoppingCriteria marking rows whose new text contains one of `stop` (checked on a tail window of tokens)."
     from transformers import StoppingCriteria
@@ -439,7 +445,7 @@ def generate(model, tokenizer, prompts: Sequence[str], max_new_tokens: int = 256
         if was_training: model.train()
     return outs
 
-# %% ../nbs/31_evaluate.ipynb #c046
+# %% ../nbs/31_evaluate.ipynb #c048
 def tiny_model_and_tokenizer(texts: Iterable[str] = (), hidden: int = 32, layers: int = 2, seed: int = 0,
                              init_std: float = 1.0):
     "A tiny random Llama and a word-level tokenizer over `texts` (for tests and examples; no hub access)."
@@ -460,7 +466,7 @@ def tiny_model_and_tokenizer(texts: Iterable[str] = (), hidden: int = 32, layers
                       initializer_range=init_std)  # large init: a random model's greedy output varies
     return LlamaForCausalLM(cfg), tok
 
-# %% ../nbs/31_evaluate.ipynb #c049
+# %% ../nbs/31_evaluate.ipynb #c051
 def wilson_ci(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
     "The Wilson score interval for `k` successes in `n` trials (95% by default); (0, 1) when n = 0."
     if n == 0: return (0.0, 1.0)
@@ -469,7 +475,7 @@ def wilson_ci(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, floa
     c, h = (p + z*z/(2*n)) / den, z / den * math.sqrt(p*(1-p)/n + z*z/(4*n*n))
     return (0.0 if k == 0 else max(0.0, c - h), 1.0 if k == n else min(1.0, c + h))
 
-# %% ../nbs/31_evaluate.ipynb #c052
+# %% ../nbs/31_evaluate.ipynb #c054
 def predict_answer(output: str, example: dict | None = None) -> str | None:
     "The answer in a model's `output`: compact corpus rows via `sbnb.data.decode_answer` (first line, digits un-reversed), others via `extract_answer`."
     if example is not None and example.get("form") == "compact":
@@ -501,7 +507,7 @@ def summary_markdown(summary: dict) -> str:
                      f"[{100*s['ci_low']:.1f}, {100*s['ci_high']:.1f}] | {s['no_answer']} |")
     return "\n".join(lines) + "\n"
 
-# %% ../nbs/31_evaluate.ipynb #c053
+# %% ../nbs/31_evaluate.ipynb #c055
 def _data_path(name: str, data_dir: str | Path | None) -> Path | None:
     "Where `--data-dir` points benchmark `name`: the dir itself, except corpus splits absent there (then the checkout's corpus)."
     if data_dir is None: return None
@@ -536,7 +542,7 @@ def evaluate(model, tokenizer, benchmarks: str | Sequence[str] | dict[str, list[
         atomic_write(out_dir/"summary.md", summary_markdown(summary))
     return summary
 
-# %% ../nbs/31_evaluate.ipynb #c058
+# %% ../nbs/31_evaluate.ipynb #c060
 def load_model(path: str | Path, device: str | None = None):
     "A causal LM and its tokenizer from a local folder (or its newest `checkpoint-*`), on `device` (default: GPU if any)."
     import torch
@@ -562,7 +568,7 @@ def load_model(path: str | Path, device: str | None = None):
     except (OSError, ValueError) as e: raise SbnbError(f"--model {mdir}: cannot load the model ({type(e).__name__}: {e})")
     return model.to(device).eval(), tok
 
-# %% ../nbs/31_evaluate.ipynb #c060
+# %% ../nbs/31_evaluate.ipynb #c062
 def training_prompt_style(model_dir: str | Path) -> str:
     "The prompt style a model was trained with (train_config.json in its folder or the run folder above), else 'alpaca'."
     model_dir = Path(model_dir)
@@ -578,7 +584,7 @@ def training_prompt_style(model_dir: str | Path) -> str:
             break
     return "alpaca"
 
-# %% ../nbs/31_evaluate.ipynb #c063
+# %% ../nbs/31_evaluate.ipynb #c065
 def add_cli(sub, common):
     "Subcommands of this module: `sbnb eval`."
     p = sub.add_parser("eval", parents=[common], formatter_class=argparse.ArgumentDefaultsHelpFormatter,

@@ -47,6 +47,7 @@ class ProfileConfig(Config):
     style: str = "alpaca"       # prompt style passed to `sbnb.data.tokenize_example`
     device: str = "auto"        # 'auto' (cuda if visible), 'cpu', 'cuda', 'cuda:1', ...
     bf16: bool | None = None    # bf16 autocast; None: on for CUDA, off for CPU
+    truncate: bool = False      # cut examples longer than max_length (default: an error naming the first)
 
     def validate(self) -> None:
         if self.batch_size < 1: raise SbnbError(f"batch_size must be at least 1, got {self.batch_size}")
@@ -81,10 +82,14 @@ def length_batches(examples: Sequence[dict], tokenizer, config: ProfileConfig | 
     ids, _ = _example_ids(examples)
     enc = []
     for rid, ex in zip(ids, examples):
+        if "output" in ex and not str(ex["output"]).strip(): raise SbnbError(f"id {rid}: empty response ('output')")
         t = tok(ex, tokenizer, max_length=cfg.max_length, style=cfg.style)
         keep = np.asarray(t["attention_mask"]) == 1  # drop padding, wherever the tokenizer put it
         x, y = np.asarray(t["input_ids"])[keep], np.asarray(t["labels"])[keep]
         if not (y[1:] != -100).any(): raise SbnbError(f"id {rid}: no response token within max_length={cfg.max_length}")
+        if t.get("truncated", 0) and not cfg.truncate:  # reported, never cut silently
+            raise SbnbError(f"id {rid}: {len(x) + t['truncated']} tokens, longer than max_length={cfg.max_length}; "
+                            "raise --max-length, or pass --truncate to cut such examples")
         enc.append((x, y))
     pad = getattr(tokenizer, "pad_token_id", None) or 0
     order = sorted(range(len(enc)), key=lambda j: len(enc[j][0]))
@@ -188,7 +193,9 @@ def _load_tokenizer(candidates: Sequence[Path]):
 def _load_model(path: Path):
     from transformers import AutoModelForCausalLM
     if not (Path(path)/"config.json").exists(): raise SbnbError(f"{path}: not a saved model (no config.json)")
-    return AutoModelForCausalLM.from_pretrained(str(path))
+    try: return AutoModelForCausalLM.from_pretrained(str(path))
+    except (OSError, ValueError, RuntimeError) as e:  # missing or broken weights: a user's file, not a bug
+        raise SbnbError(f"{path}: cannot load the checkpoint ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from e
 
 def _fingerprint(ids: Sequence[str], cfg: ProfileConfig, tokenizer) -> str:
     h = hashlib.sha256()
@@ -292,7 +299,8 @@ def _read_data(path) -> list[dict]:
     return read_examples(path)
 
 def _profile_cmd(args) -> int:
-    cfg = ProfileConfig(batch_size=args.batch_size, max_length=args.max_length, device=args.device, style=args.style)
+    cfg = ProfileConfig(batch_size=args.batch_size, max_length=args.max_length, device=args.device, style=args.style,
+                        truncate=args.truncate)
     tokenizer = _load_tokenizer([Path(args.tokenizer)]) if args.tokenizer else None
     examples = _read_data(args.data)
     rows = profile_checkpoints(args.checkpoints, examples, args.out, tokenizer=tokenizer, config=cfg)
@@ -316,4 +324,6 @@ def add_cli(sub, common) -> None:
     p.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the first checkpoint, else --checkpoints)")
     p.add_argument("--style", default="alpaca", help="prompt style for sbnb.data.tokenize_example")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--truncate", action="store_true", help="cut examples longer than --max-length (default: stop with "
+                   "an error naming the first such example)")
     p.set_defaults(func=_profile_cmd)

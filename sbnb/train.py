@@ -83,7 +83,10 @@ def load_tokenizer(model: str, path: str | Path | None = None, data: str | Path 
     else:
         path = path or (model if Path(model).is_dir() else model_spec(model).hub_id)
         try: tok = AutoTokenizer.from_pretrained(str(path))
-        except OSError as e: raise SbnbError(f"cannot load tokenizer '{path}': {str(e).splitlines()[0]}")
+        except OSError as e:
+            hint = ("" if Path(str(path)).is_dir() else "; offline (or not cached), use local files: --tokenizer DIR "
+                    "and --model DIR with a saved model and tokenizer (e.g. from `hf download` on a machine with hub access)")
+            raise SbnbError(f"cannot load tokenizer '{path}': {str(e).splitlines()[0]}{hint}")
     if tok.pad_token is None:
         if tok.eos_token is None: raise SbnbError(f"tokenizer '{path}' has neither a pad nor an eos token")
         tok.pad_token = tok.eos_token
@@ -95,15 +98,17 @@ def load_model(model: str, tokenizer=None, init: str = "auto", dtype=None):
     from transformers import AutoModelForCausalLM
     if init not in ("auto", "pretrained", "random"): raise SbnbError(f"init '{init}': use auto, pretrained or random")
     if Path(model).is_dir() and model not in MODELS:
-        return AutoModelForCausalLM.from_pretrained(model, dtype=dtype)
+        try: return AutoModelForCausalLM.from_pretrained(model, dtype=dtype)
+        except (OSError, ValueError) as e: raise SbnbError(f"{model}: cannot load a saved model ({type(e).__name__}: {str(e).splitlines()[0]})")
     spec = model_spec(model)
     if init == "auto": init = "pretrained" if spec.hub_id else "random"
     if init == "pretrained":
         if not spec.hub_id: raise SbnbError(f"{model} has no pretrained weights (it is a tiny twin): use init=random")
         try: return AutoModelForCausalLM.from_pretrained(spec.hub_id, dtype=dtype)
         except OSError as e:
-            raise SbnbError(f"cannot load {spec.hub_id} (no hub or local copy?): use init=random to build it from "
-                            f"data/models/{spec.config} with random weights. {str(e).splitlines()[0]}")
+            raise SbnbError(f"cannot load {spec.hub_id} (no hub or local copy?): pass --model DIR, a local folder with "
+                            f"the saved model, or use init=random to build it from data/models/{spec.config} with random "
+                            f"weights. {str(e).splitlines()[0]}")
     cfg = model_config(model, tokenizer=tokenizer)
     m = AutoModelForCausalLM.from_config(cfg, dtype=dtype)
     if tokenizer is not None and m.get_input_embeddings().num_embeddings < len(tokenizer):
@@ -111,14 +116,24 @@ def load_model(model: str, tokenizer=None, init: str = "auto", dtype=None):
     return m
 
 # %% ../nbs/30_train.ipynb #c016
-def tokenize_rows(rows: Sequence[dict], tokenizer, max_length: int = 512, style: str = "alpaca") -> tuple[list[dict], int]:
-    "Tokenized examples (input_ids, labels, attention_mask) via `sbnb.data.tokenize_example`, and the tokens truncated."
+def tokenize_rows(rows: Sequence[dict], tokenizer, max_length: int = 512, style: str = "alpaca",
+                  truncate: bool = True) -> tuple[list[dict], int]:
+    "Tokenized examples via `sbnb.data.tokenize_example` and the tokens cut; an empty or wholly cut response (or, unless `truncate`, any cut) is a `SbnbError` naming the id."
     from sbnb.data import tokenize_example
-    out, truncated = [], 0
+    out, truncated, long = [], 0, []
     for ex in rows:
+        if not str(ex.get("output", "")).strip(): raise SbnbError(f"id {ex.get('id')!r}: empty response ('output'): nothing to learn")
         t = tokenize_example(ex, tokenizer, max_length=max_length, style=style)
-        truncated += int(t.get("truncated", 0))
+        n = int(t.get("truncated", 0))
+        if n and not any(l != -100 for l in t["labels"]):
+            raise SbnbError(f"id {ex.get('id')!r}: no response token within max_length={max_length} (the prompt alone is "
+                            f"{len(t['input_ids']) + n - sum(l != -100 for l in t['labels'])}+ tokens); raise --max-length")
+        if n: long.append((ex.get("id"), len(t["input_ids"]) + n))
+        truncated += n
         out.append({k: list(t[k]) for k in ("input_ids", "labels", "attention_mask")})
+    if long and not truncate:
+        raise SbnbError(f"id {long[0][0]!r}: {long[0][1]} tokens, longer than max_length={max_length} ({len(long)} of "
+                        f"{len(out)} examples are); raise --max-length, or pass --truncate to cut them")
     return out, truncated
 
 class Collator:
@@ -138,7 +153,7 @@ class Collator:
             ids[j, :len(i)], labels[j, :len(l)], mask[j, :len(i)] = torch.tensor(i), torch.tensor(l), 1
         return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
-# %% ../nbs/30_train.ipynb #c019
+# %% ../nbs/30_train.ipynb #c021
 @dataclasses.dataclass(frozen=True)
 class TrainConfig(Config):
     "Everything a fine-tuning run needs (see the notebook for each field's meaning)."
@@ -153,6 +168,7 @@ class TrainConfig(Config):
     batch_size: int = 8              # per device
     grad_accum: int = 1
     max_length: int = 512
+    truncate: bool = False           # cut examples longer than max_length (default: an error naming the first)
     prompt_style: str | None = None  # None: the model's convention (alpaca for all four)
     scheduler: str = "cosine"
     warmup: float = 0.03             # < 1: fraction of steps; >= 1: steps
@@ -179,7 +195,7 @@ class TrainConfig(Config):
         if self.batch_size < 1 or self.grad_accum < 1: raise SbnbError("batch_size and grad_accum must be at least 1")
         if self.max_steps <= 0 and self.epochs <= 0: raise SbnbError("give epochs > 0 or max_steps > 0")
 
-# %% ../nbs/30_train.ipynb #c022
+# %% ../nbs/30_train.ipynb #c024
 @functools.cache
 def trainer_class():
     "`SbnbTrainer`, the `transformers.Trainer` subclass (built on first use so that importing sbnb.train stays light)."
@@ -256,7 +272,7 @@ def trainer_class():
                                                           replacement=True, generator=g)
     return SbnbTrainer
 
-# %% ../nbs/30_train.ipynb #c024
+# %% ../nbs/30_train.ipynb #c026
 def peak_memory() -> dict:
     "Peak memory so far: CUDA allocated bytes on a GPU, else the process's peak RSS."
     import torch
@@ -266,15 +282,21 @@ def peak_memory() -> dict:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
     return {"device": "cpu", "peak_rss_bytes": int(rss), "peak_rss_gib": round(rss / 2**30, 3)}
 
-# %% ../nbs/30_train.ipynb #c026
+# %% ../nbs/30_train.ipynb #c028
 def _resolve_resume(cfg: TrainConfig) -> str | None:
     if cfg.resume is None: return None
     if cfg.resume == "last":
-        from transformers.trainer_utils import get_last_checkpoint
-        last = get_last_checkpoint(cfg.out) if Path(cfg.out).is_dir() else None
-        if last is None: raise SbnbError(f"resume=last: no checkpoint-* in {cfg.out}")
-        return last
+        found = sorted((int(p.name.split("-")[1]), p) for p in Path(cfg.out).glob("checkpoint-*")
+                       if p.is_dir() and p.name.split("-")[1].isdigit()) if Path(cfg.out).is_dir() else []
+        if not found: raise SbnbError(f"resume=last: no checkpoint-* in {cfg.out}")
+        done = [p for _, p in found if (p/"trainer_state.json").is_file()]  # written last: a kill while saving leaves none
+        for _, p in found:
+            if p not in done: print(f"sbnb train: skipping {p}: incomplete (no trainer_state.json)", file=sys.stderr)
+        if not done: raise SbnbError(f"resume=last: no complete checkpoint-* in {cfg.out} (none has trainer_state.json)")
+        return str(done[-1])
     if not Path(cfg.resume).is_dir(): raise SbnbError(f"resume: {cfg.resume} is not a checkpoint folder")
+    if not (Path(cfg.resume)/"trainer_state.json").is_file():
+        raise SbnbError(f"resume: {cfg.resume} is not a complete checkpoint (no trainer_state.json)")
     return cfg.resume
 
 def _read_counts(cfg: TrainConfig, n: int) -> list[float] | None:
@@ -290,7 +312,7 @@ def train(cfg: TrainConfig, rows: Sequence[dict] | None = None, counts: Sequence
     "Fine-tune `cfg.model` on `cfg.data` (or `rows`) with `cfg.optim`; returns the run directory."
     import torch
     from transformers import TrainingArguments
-    out = Path(cfg.out); out.mkdir(parents=True, exist_ok=True)
+    out = Path(cfg.out)
     seed_everything(cfg.seed)
     if rows is None:
         if not cfg.data: raise SbnbError("no data: give --data FILE")
@@ -305,12 +327,14 @@ def train(cfg: TrainConfig, rows: Sequence[dict] | None = None, counts: Sequence
             and int(os.environ.get("WORLD_SIZE", "1")) > 1):  # earlier micro-batches' gradients would stay unreduced
         raise SbnbError("sam_accumulation=per_micro_batch with grad_accum > 1 is single-process only; use full_batch")
     world, main = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0")) == 0
+    resume = _resolve_resume(cfg)  # every check that can fail on user input runs before anything is written
+    tok = load_tokenizer(cfg.model, cfg.tokenizer, cfg.data or None)
+    style = cfg.prompt_style or (MODELS[cfg.model].prompt_style if cfg.model in MODELS else "alpaca")
+    data, truncated = tokenize_rows(rows, tok, cfg.max_length, style, truncate=cfg.truncate)
+    model = load_model(cfg.model, tok, cfg.init)
+    out.mkdir(parents=True, exist_ok=True)
     with (RunRecord(out, cfg, cfg.seed) if main else contextlib.nullcontext(None)) as rec:  # files from rank 0 only
         if main: write_json(out/"train_config.json", cfg.to_dict())
-        tok = load_tokenizer(cfg.model, cfg.tokenizer, cfg.data or None)
-        model = load_model(cfg.model, tok, cfg.init)
-        style = cfg.prompt_style or (MODELS[cfg.model].prompt_style if cfg.model in MODELS else "alpaca")
-        data, truncated = tokenize_rows(rows, tok, cfg.max_length, style)
         if cfg.lora:
             from peft import LoraConfig, get_peft_model
             if gc: model.enable_input_require_grads()  # checkpointed blocks need an input that requires grad
@@ -332,7 +356,7 @@ def train(cfg: TrainConfig, rows: Sequence[dict] | None = None, counts: Sequence
                                     counts=counts, sampler=cfg.sampler, callbacks=list(callbacks or []))
         if gpu: torch.cuda.reset_peak_memory_stats()
         t0 = time.perf_counter()
-        result = trainer.train(resume_from_checkpoint=_resolve_resume(cfg))
+        result = trainer.train(resume_from_checkpoint=resume)
         wall = time.perf_counter() - t0
         trainer.save_model(str(out)); trainer.save_state()
         if not main: return out
@@ -346,7 +370,7 @@ def train(cfg: TrainConfig, rows: Sequence[dict] | None = None, counts: Sequence
         rec.record["cost"] = cost
     return out
 
-# %% ../nbs/30_train.ipynb #c038
+# %% ../nbs/30_train.ipynb #c040
 def _train_cmd(args) -> int:
     cfg = TrainConfig.load(args.config, args.set or ())
     flags = {"model": args.model, "data": args.data, "out": args.out, "tokenizer": args.tokenizer,
@@ -355,6 +379,7 @@ def _train_cmd(args) -> int:
              "resume": args.resume, "init": args.init, "weights": args.weights,
              "optim.name": args.optimizer, "optim.base": args.base, "optim.lr": args.lr, "optim.rho": args.rho}
     if args.lora: flags["lora"] = True
+    if args.truncate: flags["truncate"] = True
     cfg = cfg.override({k: v for k, v in flags.items() if v is not None})
     out = train(cfg)
     cost = read_json(out/"cost.json")
@@ -384,6 +409,8 @@ def add_cli(sub, common) -> None:
     p.add_argument("--grad-accum", type=int, default=None, help="micro-batches per optimizer step (default 1)")
     p.add_argument("--max-length", type=int, default=None, help="tokens per example (default 512)")
     p.add_argument("--lora", action="store_true", help="LoRA (r 8, alpha 16, q/v) instead of full fine-tuning")
+    p.add_argument("--truncate", action="store_true", help="cut examples longer than --max-length (default: stop with an "
+                   "error naming the first such example)")
     p.add_argument("--save-steps", type=int, default=None, help="checkpoint every N steps (default 500)")
     p.add_argument("--seed", type=int, default=None, help="seed (default 42)")
     p.add_argument("--tokenizer", default=None, help="tokenizer folder (default: hub tokenizer, or the corpus tokenizer for tiny models)")

@@ -8,7 +8,7 @@ import argparse, copy, dataclasses, hashlib, json, math
 from pathlib import Path
 from typing import Any, Callable, Iterable, Literal, Sequence
 import numpy as np
-from .core import Config, SbnbError, write_json, run_record
+from .core import Config, SbnbError, atomic_write, write_json, run_record
 from .profile import read_rows, write_rows
 
 # %% auto #0
@@ -47,6 +47,7 @@ def _losses_matrix(trajectories: Sequence[dict]) -> tuple[list[str], list[str], 
         rid = str(r["id"])
         for f in ("source", "losses"):
             if f not in r or r[f] is None: raise SbnbError(f"trajectories: id {rid}: missing '{f}'")
+        if not str(r["source"]).strip(): raise SbnbError(f"trajectories: id {rid}: empty 'source'")
         if rid in seen: raise SbnbError(f"trajectories: id {rid}: duplicate id")
         seen.add(rid)
         try: losses = [float(x) for x in r["losses"]]
@@ -232,6 +233,7 @@ def check_coverage(rows: Sequence[dict], selection: Selection) -> None:
         if "id" not in r: raise SbnbError(f"data: row {i} has no 'id'")
         rid = str(r["id"])
         if "source" not in r: raise SbnbError(f"data: id {rid}: missing 'source'")
+        if not str(r["source"]).strip(): raise SbnbError(f"data: id {rid}: empty 'source'")
         if rid in data_src: raise SbnbError(f"data: id {rid}: duplicate id")
         data_src[rid] = str(r["source"])
     traj_src = selection.source_of()
@@ -336,14 +338,14 @@ def write_report(selection: Selection, out_dir: str | Path, stats: dict | None =
     "Write selection.json, selected_ids.txt, summary.md and curves.png into `out_dir`."
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     write_json(out/"selection.json", {**selection.to_dict(), "stats": stats or {}})
-    (out/"selected_ids.txt").write_text("".join(f"{i}\n" for i in selection.ids))
+    atomic_write(out/"selected_ids.txt", "".join(f"{i}\n" for i in selection.ids))
     lines = [f"# Upsampling selection ({selection.method})", "", f"config: `{json.dumps(selection.config.to_dict())}`", "",
              "| source | size | small | cluster sizes | chosen | authors' rule | selected | reason |", "|---|---|---|---|---|---|---|---|"]
     for s in selection.sources.values():
         lines.append(f"| {s.source} | {s.size} | {s.small} | {s.cluster_sizes or '-'} | {'-' if s.chosen is None else s.chosen} | "
                      f"{'-' if s.authors_choice is None else s.authors_choice} | {len(s.selected)} | {s.reason} |")
     if stats: lines += ["", f"stats: `{json.dumps(stats)}`"]
-    (out/"summary.md").write_text("\n".join(lines) + "\n")
+    atomic_write(out/"summary.md", "\n".join(lines) + "\n")
     plot_selection(selection, out/"curves.png")
     return out
 
