@@ -178,6 +178,7 @@ def atomic_open(path: str | Path, mode: str = "w", **kw) -> Iterator[typing.IO]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)  # mkstemp's 0600 would make outputs owner-only
     try:
         with os.fdopen(fd, mode, **kw) as f:
             yield f

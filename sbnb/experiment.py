@@ -8,7 +8,7 @@ import argparse, dataclasses, hashlib, json, math, os, shutil, sys, time
 from pathlib import Path
 from typing import Any, Sequence
 import numpy as np
-from .core import (Config, SbnbError, RunRecord, read_json, write_json, read_jsonl, write_jsonl, seed_everything,
+from .core import (Config, SbnbError, RunRecord, read_json, write_json, read_jsonl, write_jsonl, atomic_write, seed_everything,
                        progress, git_commit, project_root)
 
 # %% auto #0
@@ -508,7 +508,7 @@ def write_tables(root: Path, results: Sequence[dict], diag: Sequence[dict], size
     rt, ct, st = results_table(results), cost_table(results), sb_table(results)
     for n, t in (("results", rt), ("cost", ct), ("sb", st), ("selection_diagnostics", diag)):
         write_json(root/f"{n}.json", t)
-        pd.DataFrame(t).to_csv(root/f"{n}.csv", index=False)
+        atomic_write(root/f"{n}.csv", pd.DataFrame(t).to_csv(index=False))
     srcs = sorted({k[7:-1] for r in st for k in r if k.startswith("t_half[")})
     sb_cols = [("run", "run"), ("SB: std log2 t½", lambda r: fmt_ci(r["sb_log2_std"], r["sb_log2_std_ci"], 1, 2)),
                ("SB: slowest/fastest", lambda r: fmt_ci(r["sb_ratio"], r["sb_ratio_ci"], 1, 1))] + \
@@ -522,8 +522,13 @@ def write_tables(root: Path, results: Sequence[dict], diag: Sequence[dict], size
           "\n\n## Accuracy\n\n" + to_markdown(rt, RESULT_COLS) + "\n## Cost\n\n" + to_markdown(ct, COST_COLS) +
           "\n## Simplicity bias (spread of per-source half-gain steps; lower = more uniform)\n\n" + to_markdown(st, sb_cols) +
           "\n## Selection diagnostics\n\n" + to_markdown(diag, sel_cols))
-    (root/"summary.md").write_text(md)
+    atomic_write(root/"summary.md", md)
     return md
+
+def _savefig(fig, path: Path) -> None:
+    "Save a figure as PNG atomically."
+    from sbnb.core import atomic_open
+    with atomic_open(path, "wb") as f: fig.savefig(f, format="png", dpi=110)
 
 def plot_results(root: Path, results: Sequence[dict], cfg: ExperimentConfig) -> None:
     "accuracy.png (per arm, test and OOD, with CIs), curves.png (per-source learning curves) and sb.png."
@@ -542,7 +547,7 @@ def plot_results(root: Path, results: Sequence[dict], cfg: ExperimentConfig) -> 
         ax.legend(fontsize=8)
     axes[0].set_yticks(y, [r["run"] for r in rt]); axes[0].invert_yaxis()
     fig.suptitle(f"Final accuracy, mean ± 95% CI over {cfg.seeds} seeds"); fig.tight_layout()
-    fig.savefig(root/"accuracy.png", dpi=110); plt.close(fig)
+    _savefig(fig, root/"accuracy.png"); plt.close(fig)
     # learning curves per source: baseline vs upsampling vs SAM, seeds as bands
     show = [k for k in ("adamw", "adamw+up (epochs)", "adamw+up (steps)", "sam") if any(_key(r) == k for r in results)]
     srcs = sorted(results[0]["final"]["test_by_source"])
@@ -559,7 +564,7 @@ def plot_results(root: Path, results: Sequence[dict], cfg: ExperimentConfig) -> 
     axes.flat[0].legend(fontsize=7)
     for ax in list(axes.flat)[len(srcs):]: ax.axis("off")
     fig.suptitle("Per-source learning curves (mean ± 1 sd over seeds)"); fig.tight_layout()
-    fig.savefig(root/"curves.png", dpi=110); plt.close(fig)
+    _savefig(fig, root/"curves.png"); plt.close(fig)
     st = [r for r in sb_table(results) if not math.isnan(r["sb_log2_std"])]
     if st:
         fig, ax = plt.subplots(figsize=(6, 0.4 * len(st) + 1.2))
@@ -567,7 +572,7 @@ def plot_results(root: Path, results: Sequence[dict], cfg: ExperimentConfig) -> 
                 xerr=[0 if math.isnan(r["sb_log2_std_ci"]) else r["sb_log2_std_ci"] for r in st], capsize=3, alpha=0.8)
         ax.set_yticks(np.arange(len(st)), [r["run"] for r in st]); ax.invert_yaxis()
         ax.set_xlabel("SB: std over sources of log2 half-gain step (lower = more uniform)")
-        fig.tight_layout(); fig.savefig(root/"sb.png", dpi=110); plt.close(fig)
+        fig.tight_layout(); _savefig(fig, root/"sb.png"); plt.close(fig)
 
 # %% ../nbs/80_experiment.ipynb #c033
 def add_cli(sub, common):
