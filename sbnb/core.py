@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 # %% auto #0
-__all__ = ['PACKAGES', 'SbnbError', 'Config', 'atomic_open', 'atomic_write', 'write_json', 'read_json', 'read_jsonl',
-           'write_jsonl', 'seed_everything', 'package_versions', 'project_root', 'git_commit', 'device_info',
-           'run_record', 'RunRecord', 'progress', 'default_device', 'benchmarks_dir', 'cache_dir', 'env_info']
+__all__ = ['PACKAGES', 'SbnbError', 'Config', 'read_mapping', 'atomic_open', 'atomic_write', 'write_json', 'read_json',
+           'read_jsonl', 'write_jsonl', 'seed_everything', 'package_versions', 'project_root', 'git_commit',
+           'device_info', 'run_record', 'RunRecord', 'progress', 'default_device', 'benchmarks_dir', 'cache_dir',
+           'env_info']
 
 # %% ../nbs/00_core.ipynb #c005
 class SbnbError(Exception):
@@ -128,17 +129,8 @@ class Config:
     @classmethod
     def from_file(cls, path: str | Path):
         "Read a `.json`, `.yaml` or `.yml` file."
-        path = Path(path)
-        if not path.exists(): raise SbnbError(f"{path}: config file not found")
-        try: text = path.read_text(encoding="utf-8")
-        except (UnicodeDecodeError, IsADirectoryError) as e: raise SbnbError(f"{path}: cannot read config: {e}")
-        try:
-            if path.suffix in (".yaml", ".yml"):
-                import yaml
-                d = yaml.safe_load(text) or {}
-            else: d = json.loads(text)
-        except Exception as e: raise SbnbError(f"{path}: cannot parse config: {e}")
-        return cls.from_dict(d, where=str(path))
+        d = read_mapping(path)
+        return cls.from_dict(d, where=str(Path(path)))
 
     def override(self, overrides: Iterable[str] | dict = ()):
         "A copy with `key=value` (or `a.b=value` for nested configs) overrides applied."
@@ -165,6 +157,21 @@ class Config:
     def to_dict(self) -> dict:
         "A JSON-ready nested dict."
         return json.loads(json.dumps(dataclasses.asdict(self), default=str))
+
+def read_mapping(path: str | Path) -> dict:
+    "The raw mapping in a `.json`, `.yaml` or `.yml` config file; unreadable files are a `SbnbError` naming them."
+    path = Path(path)
+    if not path.exists(): raise SbnbError(f"{path}: config file not found")
+    try: text = path.read_text(encoding="utf-8")
+    except (UnicodeDecodeError, IsADirectoryError) as e: raise SbnbError(f"{path}: cannot read config: {e}")
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+            d = yaml.safe_load(text) or {}
+        else: d = json.loads(text)
+    except Exception as e: raise SbnbError(f"{path}: cannot parse config: {e}")
+    if not isinstance(d, dict): raise SbnbError(f"{path}: expected a mapping of keys to values, got {type(d).__name__}")
+    return d
 
 def _split_override(o: str) -> tuple[str, str]:
     if "=" not in o: raise SbnbError(f"override '{o}': expected key=value")

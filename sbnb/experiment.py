@@ -8,7 +8,7 @@ import argparse, dataclasses, hashlib, json, math, os, shutil, sys, time
 from pathlib import Path
 from typing import Any, Sequence
 import numpy as np
-from .core import (Config, SbnbError, RunRecord, read_json, write_json, read_jsonl, write_jsonl, atomic_write, seed_everything,
+from .core import (Config, SbnbError, RunRecord, read_json, read_mapping, write_json, read_jsonl, write_jsonl, atomic_write, seed_everything,
                        progress, git_commit, project_root)
 
 # %% auto #0
@@ -596,19 +596,7 @@ def add_cli(sub, common):
 
 def _read_config_file(path) -> dict:
     "The raw mapping in a YAML/JSON config file (keys are checked when applied)."
-    ExperimentConfig.preset_config("smoke").override(_flatten(d := _load_mapping(path)))  # validate early, naming the file
-    return d
-
-def _load_mapping(path) -> dict:
-    p = Path(path)
-    if not p.exists(): raise SbnbError(f"{p}: config file not found")
-    try:
-        if p.suffix in (".yaml", ".yml"):
-            import yaml
-            d = yaml.safe_load(p.read_text()) or {}
-        else: d = json.loads(p.read_text())
-    except Exception as e: raise SbnbError(f"{p}: cannot parse config: {e}")
-    if not isinstance(d, dict): raise SbnbError(f"{p}: expected a mapping of config keys")
+    ExperimentConfig.preset_config("smoke").override(_flatten(d := read_mapping(path)))  # validate early, naming the file
     return d
 
 def _flatten(d: dict, prefix: str = "") -> dict:
