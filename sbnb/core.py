@@ -4,17 +4,18 @@
 
 # %% ../nbs/00_core.ipynb #c002
 from __future__ import annotations
-import dataclasses, datetime, difflib, json, os, platform, random, subprocess, sys, tempfile, types, typing
+import argparse, dataclasses, datetime, difflib, json, os, platform, random, subprocess, sys, tempfile, types, typing
 import importlib.metadata as _md
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 # %% auto #0
-__all__ = ['PACKAGES', 'SbnbError', 'Config', 'read_mapping', 'atomic_open', 'atomic_write', 'write_json', 'read_json',
-           'read_jsonl', 'write_jsonl', 'seed_everything', 'package_versions', 'project_root', 'git_commit',
-           'device_info', 'run_record', 'RunRecord', 'progress', 'default_device', 'benchmarks_dir', 'cache_dir',
-           'env_info']
+__all__ = ['TABLE_SUFFIXES', 'PACKAGES', 'HUB_SWITCHES', 'SbnbError', 'Config', 'read_mapping', 'choices', 'HelpFormatter',
+           'atomic_open', 'atomic_write', 'write_json', 'read_json', 'read_jsonl', 'write_jsonl', 'read_table_lines',
+           'read_table', 'write_table', 'check_rows', 'check_outputs', 'seed_everything', 'package_versions',
+           'project_root', 'git_commit', 'device_info', 'run_record', 'RunRecord', 'progress', 'default_device',
+           'benchmarks_dir', 'cache_dir', 'hub_offline', 'hub_reachable', 'load_hub_dataset', 'env_info']
 
 # %% ../nbs/00_core.ipynb #c005
 class SbnbError(Exception):
@@ -116,13 +117,32 @@ class Config:
         return [f.name for f in dataclasses.fields(cls)]
 
     @classmethod
+    def all_keys(cls, prefix: str = "") -> list[str]:
+        "Every valid key, those of nested configs dotted (`optim.lr`)."
+        hints, out = typing.get_type_hints(cls), []
+        for f in dataclasses.fields(cls):
+            out.append(prefix + f.name)
+            if isinstance(hints[f.name], type) and issubclass(hints[f.name], Config): out += hints[f.name].all_keys(f"{prefix}{f.name}.")
+        return out
+
+    PRESETS: typing.ClassVar[dict] = {}  # name -> overrides of the defaults (dotted keys allowed), or a function returning a config
+
+    @classmethod
+    def preset(cls, name: str):
+        "The named preset: the defaults with `PRESETS[name]` applied; an unknown name is a `SbnbError` listing the valid ones."
+        if name not in cls.PRESETS:
+            raise SbnbError(f"unknown {cls.__name__} preset {name!r}{_suggest(name, cls.PRESETS)}; valid: {', '.join(cls.PRESETS) or '(none)'}")
+        p = cls.PRESETS[name]
+        return p() if callable(p) else cls().override(p)
+
+    @classmethod
     def from_dict(cls, d: dict, where: str = "config"):
         "Build from a (possibly nested) mapping; unknown keys raise `SbnbError` with a suggestion."
         if not isinstance(d, dict): raise SbnbError(f"{where}: expected a mapping of keys to values, got {type(d).__name__}")
         hints, valid = typing.get_type_hints(cls), cls.keys()
         kw = {}
         for k, v in d.items():
-            if k not in valid: raise SbnbError(f"{where}: unknown key '{k}'{_suggest(k, valid)}; valid keys: {', '.join(valid)}")
+            if k not in valid: raise SbnbError(f"{where}: unknown key '{k}'{_suggest_key(k, cls)}; valid keys: {', '.join(valid)}")
             kw[k] = _coerce(v, hints[k], f"{where}: {k}")
         return cls(**kw)
 
@@ -173,12 +193,34 @@ def read_mapping(path: str | Path) -> dict:
     if not isinstance(d, dict): raise SbnbError(f"{path}: expected a mapping of keys to values, got {type(d).__name__}")
     return d
 
+def _suggest_key(key: str, cls) -> str:
+    "' (did you mean X?)' searching nested keys too: 'lr' -> 'optim.lr'."
+    keys = cls.all_keys()
+    leaf = [k for k in keys if "." in k and k.rsplit(".", 1)[1] == key]
+    if leaf: return f" (did you mean '{leaf[0]}'?)"
+    return _suggest(key, keys) or _suggest(key, {k.rsplit(".", 1)[-1]: k for k in keys})
+
+def choices(cls, field: str) -> list:
+    "The allowed values of the `Literal` field `field` of config class `cls` (for argparse `choices=`)."
+    tp = typing.get_type_hints(cls)[field]
+    if typing.get_origin(tp) in (typing.Union, types.UnionType): tp = next(a for a in typing.get_args(tp) if a is not type(None))
+    if typing.get_origin(tp) is not typing.Literal: raise TypeError(f"{cls.__name__}.{field} is not a Literal field")
+    return list(typing.get_args(tp))
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    "argparse help that prints each default once (not where the help text gives it, nor None/False) and keeps line breaks in the examples."
+    def _get_help_string(self, action):
+        h = action.help or ""
+        if "%(default)" in h or "default" in h.lower() or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return h
+        return h + " (default: %(default)s)"
+
 def _split_override(o: str) -> tuple[str, str]:
     if "=" not in o: raise SbnbError(f"override '{o}': expected key=value")
     k, v = o.split("=", 1)
     return k.strip(), v.strip()
 
-# %% ../nbs/00_core.ipynb #c015
+# %% ../nbs/00_core.ipynb #c017
 @contextmanager
 def atomic_open(path: str | Path, mode: str = "w", **kw) -> Iterator[typing.IO]:
     "Open a temporary file next to `path`; on success it replaces `path` atomically, on error it is removed."
@@ -220,7 +262,7 @@ def read_json(path: str | Path) -> Any:
     except json.JSONDecodeError as e: raise SbnbError(f"{path}:{e.lineno}: invalid JSON: {e.msg}")
     except UnicodeDecodeError as e: raise SbnbError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})")
 
-# %% ../nbs/00_core.ipynb #c018
+# %% ../nbs/00_core.ipynb #c020
 def read_jsonl(path: str | Path) -> list[dict]:
     "Read a JSON Lines file of objects; a bad line is a `SbnbError` naming the file and line."
     path = Path(path)
@@ -244,7 +286,103 @@ def write_jsonl(path: str | Path, rows: Iterable[dict]) -> Path:
         for r in rows: f.write(json.dumps(r, ensure_ascii=False, default=_json_default) + "\n")
     return Path(path)
 
-# %% ../nbs/00_core.ipynb #c021
+# %% ../nbs/00_core.ipynb #c023
+TABLE_SUFFIXES = (".jsonl", ".json", ".parquet")
+
+def _table_path(path: str | Path) -> Path:
+    "`path` as a readable table path, or a `SbnbError` saying what is wrong with it."
+    path = Path(path)
+    if not path.exists(): raise SbnbError(f"{path}: file not found")
+    if path.is_dir(): raise SbnbError(f"{path}: is a folder; give a table file ({', '.join(TABLE_SUFFIXES)})")
+    if path.suffix not in TABLE_SUFFIXES:
+        raise SbnbError(f"{path}: unknown table format {path.suffix or '(no extension)'!r}; use {', '.join(TABLE_SUFFIXES)}")
+    return path
+
+def read_table_lines(path: str | Path) -> list[tuple[int, dict]]:
+    "(line, row) pairs of a `.jsonl`, `.json` (a list or JSON Lines) or `.parquet` table; errors name `file:line`."
+    path = _table_path(path)
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+        try: return list(enumerate(pq.read_table(path).to_pylist(), 1))
+        except Exception as e: raise SbnbError(f"{path}: cannot read Parquet: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+    raw = path.read_bytes()
+    try: text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:  # a binary or wrongly encoded file: say where, not a traceback
+        line = raw[:e.start].count(b"\n") + 1
+        raise SbnbError(f"{path}:{line}: not UTF-8 text ({e.reason} at byte {e.start})")
+    text = text.removeprefix("\ufeff")  # a byte-order mark is not part of the first row
+    if path.suffix == ".json" and text.lstrip().startswith("["):
+        try: data = json.loads(text)
+        except json.JSONDecodeError as e: raise SbnbError(f"{path}:{e.lineno}: invalid JSON ({e.msg} at column {e.colno})")
+        pairs = list(enumerate(data, 1))  # "line" = position in the list
+    else:
+        pairs = []
+        for i, line in enumerate(text.split("\n"), 1):  # not splitlines(): U+2028 and friends may sit inside a string
+            if not line.strip(): continue
+            try: pairs.append((i, json.loads(line)))
+            except json.JSONDecodeError as e: raise SbnbError(f"{path}:{i}: invalid JSON ({e.msg} at column {e.colno})")
+    for i, r in pairs:
+        if not isinstance(r, dict): raise SbnbError(f"{path}:{i}: expected a JSON object, got {type(r).__name__}")
+    return pairs
+
+def read_table(path: str | Path) -> list[dict]:
+    "The rows of a `.jsonl`, `.json` or `.parquet` table."
+    return [r for _, r in read_table_lines(path)]
+
+def write_table(rows: Iterable[dict], path: str | Path) -> Path:
+    "Write rows as JSON Lines (`.jsonl`, `.json`) or Parquet (`.parquet`) by extension, atomically."
+    path = Path(path)
+    if path.suffix in (".jsonl", ".json"): return write_jsonl(path, rows)
+    if path.suffix == ".parquet":
+        import pyarrow as pa, pyarrow.parquet as pq
+        rows = list(rows)
+        keys = list(dict.fromkeys(k for r in rows for k in r))  # the union of fields, in first-seen order
+        with atomic_open(path, "wb") as f: pq.write_table(pa.table({k: [r.get(k) for r in rows] for k in keys}), f)
+        return path
+    raise SbnbError(f"{path}: unknown table format {path.suffix or '(no extension)'!r}; use {', '.join(TABLE_SUFFIXES)}")
+
+# %% ../nbs/00_core.ipynb #c026
+def _type_names(tp) -> str:
+    return " or ".join(t.__name__ for t in (tp if isinstance(tp, tuple) else (tp,)))
+
+def check_rows(rows: Iterable[dict], fields: dict[str, type | tuple], where: str = "rows", lines: Iterable[int] | None = None,
+               nonempty: Iterable[str] = ("id", "source"), unique: str | None = "id") -> list[dict]:
+    "Check that every row has `fields` (name -> type), non-empty `nonempty` strings and unique `unique`; errors name `where:line`."
+    rows = list(rows)
+    lines = list(lines) if lines is not None else list(range(1, len(rows) + 1))
+    seen: dict = {}
+    for line, r in zip(lines, rows):
+        at = f"{where}:{line}"
+        if not isinstance(r, dict): raise SbnbError(f"{at}: expected a JSON object, got {type(r).__name__}")
+        rid = r.get(unique) if unique else None
+        if isinstance(rid, str) and rid.strip(): at = f"{at} (id {rid!r})"
+        for k, tp in fields.items():
+            if k not in r or r[k] is None: raise SbnbError(f"{at}: missing field '{k}'")
+            if not isinstance(r[k], tp) or (tp in (int, float) and isinstance(r[k], bool)):
+                raise SbnbError(f"{at}: field '{k}' must be a {_type_names(tp)}, got {type(r[k]).__name__}")
+        for k in nonempty:
+            if k in r and isinstance(r[k], str) and not r[k].strip(): raise SbnbError(f"{at}: empty '{k}'")
+        if unique:
+            if rid in seen: raise SbnbError(f"{at}: duplicate {unique} {rid!r} (first at line {seen[rid]})")
+            seen[rid] = line
+    return rows
+
+# %% ../nbs/00_core.ipynb #c029
+def check_outputs(outputs: Iterable[str | Path | None], inputs: Iterable[str | Path | None] = ()) -> None:
+    "Refuse (`SbnbError`) an output that would replace an input, or whose folder cannot be created or written."
+    ins = [Path(i) for i in inputs if i is not None and Path(i).exists()]
+    for o in outputs:
+        if o is None: continue
+        o = Path(o)
+        for i in ins:
+            if o.resolve() == i.resolve() or (o.exists() and os.path.samefile(o, i)):
+                raise SbnbError(f"{o}: the output would replace the input {i}; choose another output path")
+        here = next(p for p in [o, *o.parents] if p.exists() or p == Path(p.anchor))
+        if here == o and o.is_file(): here = o.parent
+        if not here.is_dir(): raise SbnbError(f"{o}: cannot be created: {here} is a file, not a folder")
+        if not os.access(here, os.W_OK | os.X_OK): raise SbnbError(f"{o}: cannot be written: {here} is not writable")
+
+# %% ../nbs/00_core.ipynb #c032
 def seed_everything(seed: int) -> int:
     "Seed python's `random`, numpy and torch (CPU and CUDA) with `seed`; returns it."
     seed = int(seed)
@@ -263,7 +401,7 @@ def _has(pkg: str) -> bool:
     try: _md.version(pkg); return True
     except _md.PackageNotFoundError: return False
 
-# %% ../nbs/00_core.ipynb #c024
+# %% ../nbs/00_core.ipynb #c035
 PACKAGES = ("sbnb", "torch", "transformers", "datasets", "accelerate", "peft", "numpy", "scikit-learn",
             "reasoning_gym", "math-verify", "tokenizers")
 
@@ -329,7 +467,7 @@ class RunRecord:
         write_json(self.path, self.record)
         return False
 
-# %% ../nbs/00_core.ipynb #c027
+# %% ../nbs/00_core.ipynb #c038
 def progress(iterable: Iterable | None = None, desc: str | None = None, total: int | None = None, **kw):
     "A tqdm progress bar on stderr; disabled when `SBNB_PROGRESS=0`."
     from tqdm.auto import tqdm
@@ -349,7 +487,31 @@ def cache_dir() -> Path:
     "Where sbnb caches generated data and runs: `$SBNB_CACHE`, else `~/.cache/sbnb`."
     return Path(os.environ.get("SBNB_CACHE", Path.home()/".cache"/"sbnb"))
 
-# %% ../nbs/00_core.ipynb #c030
+# %% ../nbs/00_core.ipynb #c041
+HUB_SWITCHES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+def hub_offline() -> bool:
+    "Whether the Hugging Face hub is switched off (`HF_HUB_OFFLINE`, `HF_DATASETS_OFFLINE` or `TRANSFORMERS_OFFLINE`)."
+    return any(os.environ.get(k, "").lower() in ("1", "true", "yes", "on") for k in HUB_SWITCHES)
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    "Whether the hub endpoint (`$HF_ENDPOINT`, else huggingface.co) accepts a connection within `timeout` seconds."
+    import socket, urllib.parse
+    host = urllib.parse.urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
+    try: socket.create_connection((host, 443), timeout=timeout).close(); return True
+    except OSError: return False
+
+def load_hub_dataset(repo: str, *args, hint: str = "use local files", **kw):
+    "`datasets.load_dataset(repo, *args, **kw)`; offline, unreachable or failing -> a `SbnbError` ending with `hint`."
+    msg = f"cannot load '{repo}' from the Hugging Face hub ({{why}}); {hint}"
+    if hub_offline(): raise SbnbError(msg.format(why="the hub is switched off: " + "/".join(HUB_SWITCHES)))
+    if not hub_reachable(): raise SbnbError(msg.format(why="the hub is unreachable"))
+    try:
+        from datasets import load_dataset
+        return load_dataset(repo, *args, **kw)
+    except Exception as e: raise SbnbError(msg.format(why=f"{type(e).__name__}: {str(e)[:200]}"))
+
+# %% ../nbs/00_core.ipynb #c044
 def env_info() -> dict:
     "Versions, device, git commit and paths, as `sbnb env` prints them."
     import sbnb

@@ -179,11 +179,13 @@ def selection_diagnostics(selection, per_proxy: Sequence, trajectories: Sequence
 def arm_data(kind: str, rows: list[dict], selection, factor: int, seed: int = 0) -> list[dict]:
     "The training rows of a data kind: original, upsample, augment, random or small."
     from sbnb.upsample import upsample, random_selection, small_sources_only
+    from sbnb.data import augment_example
+    rep = lambda sel, mode="materialize": sel.configured(factor=factor, mode=mode)
     if kind == "original": return list(rows)
-    if kind == "upsample": return upsample(rows, selection, factor=factor, mode="materialize")
-    if kind == "augment": return upsample(rows, selection, factor=factor, mode="augment")
-    if kind == "random": return upsample(rows, random_selection(selection, seed=seed), factor=factor, mode="materialize")
-    if kind == "small": return upsample(rows, small_sources_only(selection), factor=factor, mode="materialize")
+    if kind == "upsample": return upsample(rows, rep(selection))
+    if kind == "augment": return upsample(rows, rep(selection, "augment"), augment_example)
+    if kind == "random": return upsample(rows, rep(random_selection(selection, seed=seed)))
+    if kind == "small": return upsample(rows, rep(small_sources_only(selection)))
     raise SbnbError(f"unknown data kind {kind!r}")
 
 def mean_trajectories(runs: Sequence[Sequence[dict]]) -> list[dict]:

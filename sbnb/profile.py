@@ -8,35 +8,14 @@ import argparse, dataclasses, hashlib, json, math, os, re, shutil, time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 from .core import (Config, SbnbError, atomic_open, read_json, read_jsonl, write_json, write_jsonl, run_record,
-                       progress, default_device)
+                       progress, default_device, read_table, write_table)
 
 # %% auto #0
 __all__ = ['read_rows', 'write_rows', 'ProfileConfig', 'length_batches', 'model_losses', 'profile_losses', 'find_checkpoints',
            'profile_checkpoints', 'TrajectoryRecorder', 'trajectory_callback', 'add_cli']
 
 # %% ../nbs/22_profile.ipynb #c005
-def read_rows(path: str | Path) -> list[dict]:
-    "Read a table of rows from `.jsonl`/`.json` (JSON Lines) or `.parquet`."
-    path = Path(path)
-    if not path.exists(): raise SbnbError(f"{path}: file not found")
-    if path.suffix in (".jsonl", ".json"): return read_jsonl(path)
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-        try: return pq.read_table(path).to_pylist()
-        except Exception as e: raise SbnbError(f"{path}: cannot read Parquet: {e}")
-    raise SbnbError(f"{path}: unknown table format '{path.suffix}' (use .jsonl or .parquet)")
-
-def write_rows(rows: Sequence[dict], path: str | Path) -> Path:
-    "Write rows as `.jsonl`/`.json` or `.parquet` (by extension), atomically."
-    path = Path(path)
-    if path.suffix in (".jsonl", ".json"): return write_jsonl(path, rows)
-    if path.suffix == ".parquet":
-        import pyarrow as pa, pyarrow.parquet as pq
-        keys = list(dict.fromkeys(k for r in rows for k in r))  # the union of fields, in first-seen order
-        table = pa.table({k: [r.get(k) for r in rows] for k in keys})
-        with atomic_open(path, "wb") as f: pq.write_table(table, f)
-        return path
-    raise SbnbError(f"{path}: unknown table format '{path.suffix}' (use .jsonl or .parquet)")
+read_rows, write_rows = read_table, write_table
 
 # %% ../nbs/22_profile.ipynb #c008
 @dataclasses.dataclass(frozen=True)

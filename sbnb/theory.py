@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse, dataclasses, math, time
 from typing import Any
 from .core import Config, SbnbError, write_json, run_record, progress
+from .select import select, UpsampleConfig
 
 # %% auto #0
 __all__ = ['as_lambdas', 'sample_prompts', 'prompt_matrix', 'head_matrices', 'mhlsa_forward', 'effective_gamma', 'predict',
@@ -263,28 +264,14 @@ def make_pool(seeds: int, size: int, lambdas, context: int, noise: float = 0.0, 
     b = sample_prompts((seeds, size), lam, context, noise, query_scales=var.sqrt(), generator=generator)
     return Pool((b["y"].unsqueeze(-1) * b["x"]).mean(-2), b["xq"], b["yq"]), groups
 
-def select_late_learned(losses, groups=None, factor: int = 2, use_sbnb: bool = True) -> tuple:
-    "Weights (P,) from per-prompt loss trajectories (P, K): `factor` for late-learned prompts, else 1; and the method used."
+def select_late_learned(losses, groups=None, factor: int = 2) -> tuple:
+    "Weights (P,) from per-prompt loss trajectories (P, K): `factor` for late-learned prompts, else 1 (by `sbnb.select`); and the method used."
     import numpy as np
     L = np.asarray(losses, dtype=np.float64)
     src = ["pool"] * len(L) if groups is None else [str(g) for g in groups]
-    if use_sbnb:
-        try:
-            from sbnb.upsample import select, upsample, UpsampleConfig
-            rows = [{"id": str(j), "source": s, "losses": l.tolist()} for j, (s, l) in enumerate(zip(src, L))]
-            sel = select(rows, UpsampleConfig(factor=int(factor)))
-            counts = upsample(rows, sel, factor=int(factor), mode="weights")
-            return np.asarray(counts, dtype=np.float64), "sbnb.upsample"
-        except ImportError: pass
-    from sklearn.cluster import KMeans                                       # local fallback: k = 2 on log(ℓ_k/ℓ_0)
-    w = np.ones(len(L))
-    for s in sorted(set(src)):
-        idx = np.array([j for j, t in enumerate(src) if t == s])
-        X = np.log(np.maximum(L[idx, 1:] / np.maximum(L[idx, :1], 1e-3), 1e-3))
-        lab = KMeans(n_clusters=2, n_init=10, random_state=0).fit_predict(X)
-        slow = int(np.argmax([X[lab == c, -1].mean() if (lab == c).any() else -np.inf for c in range(2)]))
-        w[idx[lab == slow]] = factor
-    return w, "local-kmeans"
+    rows = [{"id": str(j), "source": s, "losses": l.tolist()} for j, (s, l) in enumerate(zip(src, L))]
+    sel = select(rows, UpsampleConfig(factor=int(factor)))
+    return np.asarray(sel.repeat_counts([r["id"] for r in rows]), dtype=np.float64), "sbnb.select"
 
 # %% ../nbs/10_theory.ipynb #c043
 @dataclasses.dataclass(frozen=True)

@@ -67,20 +67,19 @@ def test_sam_stalls_for_large_rho():
     assert res["sb"]["stalled_seeds"] == 2
     assert res["test_error"]["mean"] > 0.99 * sum(LAM)  # still at the origin's loss tr(Λ)
 
-def test_select_late_learned_both_paths():
+def test_select_late_learned_uses_the_shared_core():
     rng = np.random.default_rng(0)
     slow = np.arange(60) % 3 == 0
     k = np.arange(5)
     traj = np.where(slow[:, None], np.exp(-0.05 * k), np.exp(-0.9 * k)) * rng.uniform(0.5, 2, (60, 1))
-    for use in (True, False):
-        w, how = th.select_late_learned(traj, factor=2, use_sbnb=use)
-        assert ((w > 1) == slow).all() and how == ("sbnb.upsample" if use else "local-kmeans")
+    w, how = th.select_late_learned(traj, factor=2)
+    assert ((w > 1) == slow).all() and how == "sbnb.select"
 
 def test_pool_upsampling_runs_and_oracle_selects_hard():
     res = th.simulate(th.SimConfig(upsample="oracle", pool=64, steps=50, seeds=2), curves=False)
     assert res["selected_hard_fraction"] == [1.0, 1.0]
     res = th.simulate(th.SimConfig(upsample="profiled", pool=64, steps=50, profile_steps=40, seeds=2), curves=False)
-    assert res["selection_method"] in ("sbnb.upsample", "local-kmeans") and 0 < res["selected_fraction"][0] < 1
+    assert res["selection_method"] == "sbnb.select" and 0 < res["selected_fraction"][0] < 1
 
 def test_cli_writes_the_named_keys(tmp_path):
     out = tmp_path / "results.json"

@@ -90,7 +90,7 @@ def test_materialize(planted):
     sel = select(traj, UpsampleConfig())
     data = _data(traj)
     for factor in (1, 2, 3):
-        out = upsample(data, sel, factor=factor)
+        out = upsample(data, sel.configured(factor=factor))
         cnt = Counter(r["id"] for r in out)
         assert all(cnt[i] == (factor if i in sel else 1) for i in cnt)
         assert set(cnt) == {r["id"] for r in data}  # nothing dropped, nothing new
@@ -104,7 +104,7 @@ def test_weights_and_sampler(planted):
     traj, _ = planted
     sel = select(traj, UpsampleConfig())
     data = _data(traj)
-    w = upsample(data, sel, factor=3, mode="weights")
+    w = upsample(data, sel.configured(factor=3, mode="weights"))
     assert w == [3 if r["id"] in sel else 1 for r in data]
     s = RepeatSampler(w, seed=2)
     assert len(s) == sum(w) and Counter(s) == Counter(repeat_indices(w))
@@ -119,22 +119,23 @@ def test_augment_with_given_function(planted):
     def aug(ex, seed):
         if ex["source"] == "tiny": return None
         return {**ex, "id": f"{ex['id']}~{seed}", "instruction": ex["instruction"] + "!"}
-    out, st = upsample_report(data, sel, factor=3, mode="augment", augment=aug)
+    sa = sel.configured(factor=3, mode="augment")
+    out, st = upsample_report(data, sa, augment=aug)
     assert len(out) == len(data) + 2 * len(sel)
     assert st["fallback_copies"] == 2 * sum(1 for r in data if r["source"] == "tiny" and r["id"] in sel)
     new = [r for r in out[len(data):] if r["source"] != "tiny"]
     assert len({r["id"] for r in new}) == len(new)  # distinct seeds for each copy
-    assert out == upsample(data, sel, factor=3, mode="augment", augment=aug)
+    assert out == upsample(data, sa, augment=aug)
 
-def test_augment_default_uses_sbnb_data_on_the_sample_corpus():
-    pytest.importorskip("sbnb.data")
+def test_augment_with_the_corpus_augmenter_on_the_sample_corpus():
+    from sbnb.corpus import augment_example
     train = ROOT/"data"/"sample"/"train.jsonl"
     if not train.exists(): pytest.skip("no data/sample/train.jsonl")
     data = read_jsonl(train)
     rng = np.random.default_rng(0)
     traj = [{"id": r["id"], "source": r["source"], "losses": [3.0, float(rng.uniform(0.2, 2.5))]} for r in data]
     sel = select(traj, UpsampleConfig())
-    out, st = upsample_report(data, sel, factor=2, mode="augment")
+    out, st = upsample_report(data, sel.configured(mode="augment"), augment_example)
     assert len(out) == len(data) + len(sel) and st["fallback_copies"] == 0
     extra = out[len(data):]
     by_id = {r["id"]: r for r in data}
@@ -165,22 +166,23 @@ def test_errors(planted):
     first = traj[0]["id"]
     _err(lambda: upsample([r for r in data if r["id"] != first], sel), f"trajectory id {first} is not in the data")
     _err(lambda: upsample(data + [{"id": "zz", "source": "arith"}], sel), "data id zz has no trajectory")
-    _err(lambda: upsample([dict(r, source="other") if r["id"] == first else r for r in data], sel), f"id {first}: source 'other'")
+    _err(lambda: upsample([dict(r, source="other") if r["id"] == first else r for r in data], sel), f"(id '{first}'): source 'other'")
     bad = [dict(r) for r in traj]; bad[5] = dict(bad[5], losses=[1.0, float("nan")] + bad[5]["losses"][2:])
-    _err(lambda: select(bad), f"id {bad[5]['id']}: NaN or infinite")
+    _err(lambda: select(bad), f"trajectories:6 (id '{bad[5]['id']}'): NaN or infinite")
     bad[5] = dict(bad[5], losses=[1.0, float("inf")] + bad[5]["losses"][2:])
-    _err(lambda: select(bad), f"id {bad[5]['id']}: NaN or infinite")
+    _err(lambda: select(bad), f"(id '{bad[5]['id']}'): NaN or infinite")
     bad[5] = dict(bad[5], losses=[1.0, 2.0])
-    _err(lambda: select(bad), f"id {bad[5]['id']}: 2 checkpoints, but the first row has 6")
-    _err(lambda: select(traj + [traj[3]]), f"id {traj[3]['id']}: duplicate id")
+    _err(lambda: select(bad), f"(id '{bad[5]['id']}'): 2 checkpoints, but the first row has 6")
+    _err(lambda: select(traj + [traj[3]]), f"(id '{traj[3]['id']}'): duplicate id")
     _err(lambda: select([{"id": "a", "source": "s", "losses": [1.0, 0.5]}, {"id": "b", "source": "t", "losses": [1.0, 0.5]}]),
          "source 's' (first id a) has 1 examples, fewer than k=2")
     _err(lambda: select(traj, UpsampleConfig(k=200)), "fewer than k=200")
     _err(lambda: UpsampleConfig(factor=0), "factor must be at least 1")
-    _err(lambda: upsample(data, sel, factor=0), "factor must be an integer of at least 1")
-    _err(lambda: upsample(data, sel, mode="copy"), "unknown mode 'copy'")
-    _err(lambda: select([{"id": "a", "source": "s", "losses": [1.0]}]), "id a: 1 checkpoint(s)")
-    _err(lambda: select([{"id": "a", "source": "s"}]), "id a: missing 'losses'")
+    _err(lambda: sel.configured(factor=0), "factor must be at least 1")
+    _err(lambda: sel.configured(mode="copy"), "'copy' is not one of")
+    _err(lambda: upsample(data, sel.configured(mode="augment")), "needs an augment(example, seed) function")
+    _err(lambda: select([{"id": "a", "source": "s", "losses": [1.0]}]), "(id 'a'): 1 checkpoint(s)")
+    _err(lambda: select([{"id": "a", "source": "s"}]), "trajectories:1 (id 'a'): missing field 'losses'")
 
 def test_report(planted, tmp_path):
     traj, _ = planted
