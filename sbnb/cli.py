@@ -5,21 +5,30 @@
 # %% ../nbs/90_cli.ipynb #c002
 from __future__ import annotations
 import argparse, importlib, importlib.util, json, os, sys, traceback
-from .core import SbnbError, env_info
+from .core import SbnbError, env_info, HelpFormatter
 
 # %% auto #0
 __all__ = ['COMMAND_MODULES', 'add_cli', 'build_parser', 'run_command', 'main']
 
 # %% ../nbs/90_cli.ipynb #c005
-COMMAND_MODULES: list[str] = ["sbnb.cli", "sbnb.data", "sbnb.theory", "sbnb.profile", "sbnb.upsample", "sbnb.train",
-                              "sbnb.evaluate", "sbnb.experiment"]
+COMMAND_MODULES: list[str] = ["sbnb.data", "sbnb.corpus", "sbnb.train", "sbnb.profile", "sbnb.upsample", "sbnb.evaluate",
+                              "sbnb.experiment", "sbnb.theory", "sbnb.cli"]
 
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    "Show defaults in --help and keep descriptions' line breaks."
+_Formatter = HelpFormatter  # each default once, examples' line breaks kept
+
+_STEPS = """the method, step by step (each command's --help ends with examples):
+  sbnb data generate   the embedded procedural math corpus        (or bring any JSONL/Parquet with id, source, instruction, output)
+  sbnb train           fine-tune a proxy (save checkpoints)        sbnb train --data train.jsonl --out runs/proxy --save-steps 50
+  sbnb profile         every example's loss at each checkpoint     sbnb profile --checkpoints runs/proxy --data train.jsonl --out traj.jsonl
+  sbnb upsample        repeat the slow-learned examples            sbnb upsample --data train.jsonl --trajectories traj.jsonl --out up.jsonl
+  sbnb train           fine-tune the target on the new mix         sbnb train --data up.jsonl --out runs/target
+  sbnb eval            zero-shot accuracy on the benchmarks        sbnb eval --model runs/target --out eval/
+or all of it, with controls and seeds: sbnb experiment --preset smoke"""
 
 def add_cli(sub, common):
     "Subcommands of this module: `sbnb env`."
     p = sub.add_parser("env", parents=[common], formatter_class=_Formatter, help="print versions, device and paths",
+                       epilog="examples:\n  sbnb env\n  sbnb env --json > env.json",
                        description="Print the versions of sbnb and its main dependencies, the compute device, the git "
                                    "commit and the paths sbnb uses: what a bug report needs.")
     p.add_argument("--json", action="store_true", help="print JSON instead of a readable listing")
@@ -41,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
                         help="show the full traceback on errors (for bug reports)")
-    p = argparse.ArgumentParser(prog="sbnb", formatter_class=_Formatter,
+    p = argparse.ArgumentParser(prog="sbnb", formatter_class=_Formatter, epilog=_STEPS,
                                 description="sbnb: simplicity bias and data-distribution levers for LLM fine-tuning "
                                             "(reproducing arXiv 2602.00576). Run `sbnb COMMAND --help` for a command's flags.")
     p.add_argument("--verbose", action="store_true", help="show the full traceback on errors (for bug reports)")
@@ -74,6 +83,7 @@ def _entry():
     "Console-script entry point."
     sys.exit(main())
 
-# %% ../nbs/90_cli.ipynb #c013
+# %% ../nbs/90_cli.ipynb #c015
 #| eval: false
-if __name__ == "__main__": _entry()
+import builtins as _builtins
+if __name__ == "__main__" and not hasattr(_builtins, "get_ipython"): _entry()  # `python -m sbnb.cli`; not when a notebook runs this cell

@@ -15,7 +15,7 @@ __all__ = ['TABLE_SUFFIXES', 'PACKAGES', 'HUB_SWITCHES', 'SbnbError', 'Config', 
            'atomic_open', 'atomic_write', 'write_json', 'read_json', 'read_jsonl', 'write_jsonl', 'read_table_lines',
            'read_table', 'write_table', 'check_rows', 'check_outputs', 'seed_everything', 'package_versions',
            'project_root', 'git_commit', 'device_info', 'run_record', 'RunRecord', 'progress', 'default_device',
-           'benchmarks_dir', 'cache_dir', 'hub_offline', 'hub_reachable', 'load_hub_dataset', 'env_info']
+           'benchmarks_dir', 'cache_dir', 'corpus_dir', 'hub_offline', 'hub_reachable', 'load_hub_dataset', 'env_info']
 
 # %% ../nbs/00_core.ipynb #c005
 class SbnbError(Exception):
@@ -128,12 +128,17 @@ class Config:
     PRESETS: typing.ClassVar[dict] = {}  # name -> overrides of the defaults (dotted keys allowed), or a function returning a config
 
     @classmethod
-    def preset(cls, name: str):
+    def from_preset(cls, name: str):
         "The named preset: the defaults with `PRESETS[name]` applied; an unknown name is a `SbnbError` listing the valid ones."
         if name not in cls.PRESETS:
             raise SbnbError(f"unknown {cls.__name__} preset {name!r}{_suggest(name, cls.PRESETS)}; valid: {', '.join(cls.PRESETS) or '(none)'}")
         p = cls.PRESETS[name]
         return p() if callable(p) else cls().override(p)
+
+    @classmethod
+    def preset(cls, name: str):
+        "`from_preset` under a shorter name (a config with a field called `preset` keeps only `from_preset`)."
+        return cls.from_preset(name)
 
     @classmethod
     def from_dict(cls, d: dict, where: str = "config"):
@@ -342,8 +347,11 @@ def write_table(rows: Iterable[dict], path: str | Path) -> Path:
     raise SbnbError(f"{path}: unknown table format {path.suffix or '(no extension)'!r}; use {', '.join(TABLE_SUFFIXES)}")
 
 # %% ../nbs/00_core.ipynb #c026
+_TYPE_NAMES = {str: "string", int: "integer", float: "number", list: "list", tuple: "list", dict: "JSON object", bool: "true/false"}
+
 def _type_names(tp) -> str:
-    return " or ".join(t.__name__ for t in (tp if isinstance(tp, tuple) else (tp,)))
+    names = [_TYPE_NAMES.get(t, t.__name__) for t in (tp if isinstance(tp, tuple) else (tp,))]
+    return " or ".join(dict.fromkeys(names))
 
 def check_rows(rows: Iterable[dict], fields: dict[str, type | tuple], where: str = "rows", lines: Iterable[int] | None = None,
                nonempty: Iterable[str] = ("id", "source"), unique: str | None = "id") -> list[dict]:
@@ -486,6 +494,10 @@ def benchmarks_dir() -> Path:
 def cache_dir() -> Path:
     "Where sbnb caches generated data and runs: `$SBNB_CACHE`, else `~/.cache/sbnb`."
     return Path(os.environ.get("SBNB_CACHE", Path.home()/".cache"/"sbnb"))
+
+def corpus_dir() -> Path:
+    "Where `sbnb data generate` writes the embedded corpus by default and `sbnb eval` reads it: `data/corpus` in the checkout."
+    return project_root()/"data"/"corpus"
 
 # %% ../nbs/00_core.ipynb #c041
 HUB_SWITCHES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")

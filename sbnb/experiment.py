@@ -49,7 +49,7 @@ def run_names(arms: Sequence[str], budgets: Sequence[str] = BUDGETS) -> list[tup
     return out
 
 # %% ../nbs/80_experiment.ipynb #c008
-from .data import CorpusConfig
+from .corpus import CorpusConfig
 from .upsample import UpsampleConfig
 
 @dataclasses.dataclass(frozen=True)
@@ -97,20 +97,22 @@ class ExperimentConfig(Config):
         for k in ("seeds", "workers", "batch_size", "evals", "proxy_seeds", "proxy_records"):
             if getattr(self, k) < 1: raise SbnbError(f"{k} must be at least 1, got {getattr(self, k)}")
         if self.epochs <= 0 or self.proxy_epochs <= 0: raise SbnbError("epochs and proxy_epochs must be positive")
+        if self.upsample.mode != "materialize":  # each arm decides: repeats (adamw+up), fresh variants (adamw+aug)
+            raise SbnbError(f"upsample.mode={self.upsample.mode!r}: the experiment's arms set how the selection is used "
+                            "(adamw+up repeats, adamw+aug augments); leave upsample.mode at 'materialize'")
+
+    PRESETS = {  # default: CPU, the main job; smoke: the same path in seconds, for tests; gpu: larger configs
+        "default": {},
+        "smoke": dict(preset="smoke", corpus=CorpusConfig.PRESETS["smoke"], model=dict(hidden=32, layers=1, heads=2, intermediate=64),
+                      arms=("adamw", "adamw+up", "adamw+random", "sam"), seeds=2, epochs=2.0, evals=3, eval_per_source=10,
+                      proxy_seeds=2, proxy_records=4, batch_size=16, workers=1),
+        "gpu": dict(preset="gpu", corpus=dict(n_test=300, n_ood=200), model=dict(hidden=384, layers=6, heads=6, intermediate=1024),
+                    seeds=5, epochs=6.0, batch_size=128, eval_per_source=0, workers=1)}
 
     @classmethod
     def preset_config(cls, name: str) -> "ExperimentConfig":
-        "The named preset: default (CPU, ~30 min), smoke (same path, ~1-2 min, for tests) or gpu (larger)."
-        if name == "default": return cls()
-        if name == "smoke":
-            return cls(preset="smoke", corpus=CorpusConfig.preset("smoke"), model=TinyLMConfig(hidden=32, layers=1, heads=2, intermediate=64),
-                       arms=("adamw", "adamw+up", "adamw+random", "sam"), seeds=2, epochs=2.0, evals=3, eval_per_source=10,
-                       proxy_seeds=2, proxy_records=4, batch_size=16, workers=1)
-        if name == "gpu":
-            return cls(preset="gpu", corpus=CorpusConfig(n_test=300, n_ood=200),
-                       model=TinyLMConfig(hidden=384, layers=6, heads=6, intermediate=1024), seeds=5, epochs=6.0,
-                       batch_size=128, eval_per_source=0, workers=1)
-        raise SbnbError(f"unknown preset {name!r}; valid: default, smoke, gpu")
+        "The named preset (the name this class used before `Config.preset`)."
+        return cls.from_preset(name)
 
 # %% ../nbs/80_experiment.ipynb #c011
 def mean_ci(xs: Sequence[float], level: float = 0.95) -> tuple[float, float, int]:
@@ -179,7 +181,7 @@ def selection_diagnostics(selection, per_proxy: Sequence, trajectories: Sequence
 def arm_data(kind: str, rows: list[dict], selection, factor: int, seed: int = 0) -> list[dict]:
     "The training rows of a data kind: original, upsample, augment, random or small."
     from sbnb.upsample import upsample, random_selection, small_sources_only
-    from sbnb.data import augment_example
+    from sbnb.corpus import augment_example
     rep = lambda sel, mode="materialize": sel.configured(factor=factor, mode=mode)
     if kind == "original": return list(rows)
     if kind == "upsample": return upsample(rows, rep(selection))
@@ -269,15 +271,11 @@ def to_markdown(rows: Sequence[dict], cols: Sequence[tuple[str, Any]]) -> str:
 
 # %% ../nbs/80_experiment.ipynb #c026
 def tiny_lm(cfg: TinyLMConfig, tokenizer, seed: int):
-    "A freshly initialized char-level Llama sized by `cfg` for `tokenizer`."
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-    torch.manual_seed(seed)
-    mc = LlamaConfig(vocab_size=len(tokenizer), hidden_size=cfg.hidden, intermediate_size=cfg.intermediate,
-                     num_hidden_layers=cfg.layers, num_attention_heads=cfg.heads, num_key_value_heads=cfg.heads,
-                     max_position_embeddings=max(64, 2 * cfg.max_length), tie_word_embeddings=True,
-                     pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=None)
-    return LlamaForCausalLM(mc)
+    "A freshly initialized `tiny-char` Llama (`sbnb.models.tiny_model`) sized by `cfg` for `tokenizer`."
+    from sbnb.models import tiny_model
+    return tiny_model("tiny-char", tokenizer, seed, hidden_size=cfg.hidden, intermediate_size=cfg.intermediate,
+                      num_hidden_layers=cfg.layers, num_attention_heads=cfg.heads, num_key_value_heads=cfg.heads,
+                      head_dim=cfg.hidden // cfg.heads, max_position_embeddings=max(64, 2 * cfg.max_length))
 
 def _eval_rows(rows: Sequence[dict], per_source: int) -> list[dict]:
     "The first `per_source` rows of each source (all when 0), in file order."
@@ -291,42 +289,35 @@ def _eval_rows(rows: Sequence[dict], per_source: int) -> list[dict]:
 
 def accuracy_by_source(model, tokenizer, rows: Sequence[dict], batch_size: int = 256) -> dict[str, float]:
     "Greedy-decoding exact-match accuracy per source on compact-form rows (answers decoded back from reversed digits)."
-    from sbnb.data import format_prompt, decode_answer
+    from sbnb.benchmarks import format_prompt
+    from sbnb.corpus import decode_answer
     from sbnb.evaluate import generate
     prompts = [format_prompt(r, "compact") for r in rows]
     max_new = max(len(tokenizer(r["output"], add_special_tokens=False)["input_ids"]) for r in rows) + 2
-    outs = generate(model, tokenizer, prompts, max_new_tokens=max_new, batch_size=batch_size, stop=None, desc="eval")
+    outs = generate(model, tokenizer, prompts, max_new_tokens=max_new, batch_size=batch_size, stop=None, desc="eval",
+                    show_progress=False)
     hits: dict[str, list[int]] = {}
     for r, o in zip(rows, outs): hits.setdefault(r["source"], []).append(int(decode_answer(o, r) == r["answer"]))
     return {s: float(np.mean(v)) for s, v in sorted(hits.items())}
 
 def _trainer(cfg: ExperimentConfig, model, tokenizer, data: list[dict], optimizer: str, seed: int, steps: int, out: Path,
              callbacks=()):
-    "sbnb.train's Trainer subclass set up for one proxy or target run (no checkpoints, no logging to disk)."
-    from transformers import TrainingArguments
-    from sbnb.train import trainer_class, Collator
+    "`sbnb.train.build_trainer` set up for one proxy or target run (no checkpoints, no logging to disk)."
+    from sbnb.train import TrainConfig, build_trainer
     from sbnb.optim import OptimConfig
     oc = OptimConfig(name=optimizer, base="adamw", lr=cfg.lr, weight_decay=cfg.weight_decay, rho=cfg.sam_rho, muon_lr=cfg.muon_lr)
-    args = TrainingArguments(output_dir=str(out), per_device_train_batch_size=cfg.batch_size, max_steps=steps,
-                             learning_rate=cfg.lr, weight_decay=cfg.weight_decay, lr_scheduler_type="cosine",
-                             warmup_steps=max(1, int(cfg.warmup_ratio * steps)), max_grad_norm=1.0, logging_steps=max(1, steps // 20),
-                             save_strategy="no", seed=seed, data_seed=seed, report_to="none", disable_tqdm=True,
-                             remove_unused_columns=False, use_cpu=True, dataloader_num_workers=0)
+    tc = TrainConfig(model="tiny-char", out=str(out), optim=oc, max_steps=steps, batch_size=cfg.batch_size,
+                     warmup=max(1, int(cfg.warmup_ratio * steps)), logging_steps=max(1, steps // 20), save_steps=0, seed=seed)
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
-    t = trainer_class()(model=model, args=args, train_dataset=data, data_collator=Collator(tokenizer.pad_token_id),
-                          processing_class=tokenizer, optim_config=oc, callbacks=list(callbacks))
+    t = build_trainer(tc, model, tokenizer, data, callbacks=callbacks, out=out)
     t.remove_callback(PrinterCallback); t.remove_callback(ProgressCallback)  # the experiment shows its own progress
     return t
 
 def _tokenize(rows, tokenizer, max_length):
-    from sbnb.data import tokenize_example
-    feats, long = [], []
-    for r in rows:
-        f = tokenize_example(r, tokenizer, max_length=max_length, style="compact")
-        if f["truncated"]: long.append(r["id"])
-        feats.append({k: f[k] for k in ("input_ids", "labels", "attention_mask")})
-    if long: raise SbnbError(f"{len(long)} examples are longer than model.max_length={max_length} tokens (first: {long[0]}); raise model.max_length")
-    return feats
+    "`sbnb.data.tokenize_rows` with the compact prompt; nothing is cut (an error names the first long example)."
+    from sbnb.data import tokenize_rows
+    try: return tokenize_rows(rows, tokenizer, max_length, "compact", truncate=False)[0]
+    except SbnbError as e: raise SbnbError(f"{e} (in the experiment: raise model.max_length)") from None
 
 # %% ../nbs/80_experiment.ipynb #c028
 def _steps(epochs: float, n: int, batch_size: int) -> int: return max(1, math.ceil(epochs * n / batch_size))
@@ -344,7 +335,8 @@ def run_proxy(job: dict) -> str:
     rows = read_jsonl(Path(job["corpus"])/"train.jsonl")
     steps = _steps(cfg.proxy_epochs, len(rows), cfg.batch_size)
     every = max(1, steps // cfg.proxy_records)
-    rec = TrajectoryRecorder(rows, tok, ProfileConfig(batch_size=512, max_length=cfg.model.max_length, style="compact", device="cpu"))
+    rec = TrajectoryRecorder(rows, tok, ProfileConfig(batch_size=512, max_length=cfg.model.max_length, style="compact", device="cpu",
+                                                      progress=False))
     class Record(TrainerCallback):
         def on_train_begin(self, args, state, control, model=None, **kw): rec.record(model, 0)
         def on_step_end(self, args, state, control, model=None, **kw):
@@ -412,26 +404,13 @@ def run_target(job: dict) -> dict:
 def _map(fn, jobs: list[dict], workers: int, desc: str) -> list:
     "Run `fn` over `jobs` in `workers` spawned processes (in this process when 1), with a progress bar; results in job order."
     jobs = [dict(j, threads=1 if workers > 1 else j.get("threads", 1)) for j in jobs]
-    if workers <= 1 or len(jobs) <= 1:
-        bar, quiet = progress(jobs, desc=desc), os.environ.get("SBNB_PROGRESS")
-        os.environ["SBNB_PROGRESS"] = "0"  # no nested bars inside the jobs
-        try: return [fn(j) for j in bar]
-        finally:
-            if quiet is None: os.environ.pop("SBNB_PROGRESS", None)
-            else: os.environ["SBNB_PROGRESS"] = quiet
+    if workers <= 1 or len(jobs) <= 1: return [fn(j) for j in progress(jobs, desc=desc)]
     import multiprocessing as mp
-    ctx = mp.get_context("spawn")
     out = [None] * len(jobs)
-    with ctx.Pool(min(workers, len(jobs)), initializer=_worker_init) as pool:
+    with mp.get_context("spawn").Pool(min(workers, len(jobs))) as pool:
         it = pool.imap_unordered(_indexed, [(fn, i, j) for i, j in enumerate(jobs)])
         for i, r in progress(it, desc=desc, total=len(jobs)): out[i] = r
     return out
-
-def _worker_init():
-    os.environ["SBNB_PROGRESS"] = "0"
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import torch
-    torch.set_num_threads(1)
 
 def _indexed(args):
     fn, i, job = args
@@ -444,7 +423,7 @@ def experiment_key(cfg: ExperimentConfig) -> str:
 
 def run_experiment(cfg: ExperimentConfig, out: str | Path = "results", name: str | None = None) -> Path:
     "Run the whole experiment for `cfg`; returns `<out>/<name>` with tables, plots and the run record."
-    from sbnb.data import generate_corpus
+    from sbnb.corpus import generate_corpus
     from sbnb.upsample import select, Selection
     root = Path(out)/(name or cfg.preset)
     key = experiment_key(cfg)
@@ -598,7 +577,7 @@ def add_cli(sub, common):
 
 def _read_config_file(path) -> dict:
     "The raw mapping in a YAML/JSON config file (keys are checked when applied)."
-    ExperimentConfig.preset_config("smoke").override(_flatten(d := read_mapping(path)))  # validate early, naming the file
+    ExperimentConfig.from_preset("smoke").override(_flatten(d := read_mapping(path)))  # validate early, naming the file
     return d
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -610,7 +589,7 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 def _experiment_cmd(args) -> int:
-    cfg = ExperimentConfig.preset_config(args.preset)
+    cfg = ExperimentConfig.from_preset(args.preset)
     if args.config: cfg = cfg.override(_flatten(_read_config_file(args.config)))
     ov = list(args.overrides) + [f"{k}={v}" for k, v in (("seeds", args.seeds), ("workers", args.workers)) if v is not None]
     cfg = cfg.override(ov)

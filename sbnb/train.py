@@ -7,153 +7,16 @@ from __future__ import annotations
 import argparse, contextlib, dataclasses, functools, os, resource, sys, time
 from pathlib import Path
 from typing import Literal, Sequence
-from .core import Config, SbnbError, RunRecord, read_json, write_json, seed_everything, project_root, _suggest
+from .core import Config, SbnbError, RunRecord, read_json, write_json, seed_everything, project_root, _suggest, HelpFormatter, check_outputs
 from .optim import OptimConfig, OPTIMIZERS, SAM_BASES, SAM, build_optimizer
+from .models import (MODELS, REAL_MODELS, TINY_MODELS, ModelSpec, models_dir, model_spec, model_config, count_parameters,
+                         load_tokenizer, load_model, find_checkpoints)
+from .data import tokenize_rows, Collator
 
 # %% auto #0
-__all__ = ['MODELS', 'REAL_MODELS', 'TINY_MODELS', 'ModelSpec', 'models_dir', 'model_spec', 'model_config', 'count_parameters',
-           'load_tokenizer', 'load_model', 'tokenize_rows', 'Collator', 'TrainConfig', 'trainer_class', 'peak_memory',
-           'train', 'add_cli']
+__all__ = ['TrainConfig', 'trainer_class', 'peak_memory', 'training_arguments', 'build_trainer', 'train', 'add_cli']
 
-# %% ../nbs/30_train.ipynb #c005
-@dataclasses.dataclass(frozen=True)
-class ModelSpec:
-    "A registered model: hub id, shipped config folder, prompt style, LoRA targets."
-    name: str
-    hub_id: str | None            # None for the tiny twins (built from config only)
-    config: str                   # folder under data/models with config.json
-    arch: str                     # transformers class
-    prompt_style: str = "alpaca"
-    eos: str | None = None        # end-of-text token of the hub tokenizer (documentation; the tokenizer decides)
-    lora_targets: tuple[str, ...] = ("q_proj", "v_proj")
-    twin_of: str | None = None
-
-MODELS: dict[str, ModelSpec] = {s.name: s for s in [
-    ModelSpec("phi-2", "microsoft/phi-2", "phi-2", "PhiForCausalLM", eos="<|endoftext|>"),
-    ModelSpec("llama-3.2-1b", "meta-llama/Llama-3.2-1B", "llama-3.2-1b", "LlamaForCausalLM", eos="<|end_of_text|>"),
-    ModelSpec("gemma-3-1b-pt", "google/gemma-3-1b-pt", "gemma-3-1b-pt", "Gemma3ForCausalLM", eos="<eos>"),
-    ModelSpec("qwen3-0.6b-base", "Qwen/Qwen3-0.6B-Base", "qwen3-0.6b-base", "Qwen3ForCausalLM", eos="<|endoftext|>"),
-    ModelSpec("tiny-phi-2", None, "tiny-phi-2", "PhiForCausalLM", twin_of="phi-2"),
-    ModelSpec("tiny-llama", None, "tiny-llama", "LlamaForCausalLM", twin_of="llama-3.2-1b"),
-    ModelSpec("tiny-gemma3", None, "tiny-gemma3", "Gemma3ForCausalLM", twin_of="gemma-3-1b-pt"),
-    ModelSpec("tiny-qwen3", None, "tiny-qwen3", "Qwen3ForCausalLM", twin_of="qwen3-0.6b-base"),
-]}
-REAL_MODELS = tuple(n for n, s in MODELS.items() if s.hub_id)
-TINY_MODELS = tuple(n for n, s in MODELS.items() if not s.hub_id)
-
-def models_dir() -> Path:
-    "The folder of shipped architecture configs: `$SBNB_MODELS`, else `data/models` in the checkout."
-    return Path(os.environ.get("SBNB_MODELS", project_root()/"data"/"models"))
-
-def model_spec(name: str) -> ModelSpec:
-    "The registered model `name`; an unknown name is a `SbnbError` listing the valid ones."
-    if name in MODELS: return MODELS[name]
-    raise SbnbError(f"unknown model '{name}'{_suggest(name, MODELS)}; valid: {', '.join(MODELS)} "
-                    "(or a local folder holding a saved model)")
-
-# %% ../nbs/30_train.ipynb #c008
-def model_config(name: str, vocab_size: int | None = None, tokenizer=None):
-    "The `transformers` config of a registered model from `data/models`, with the vocabulary (and special ids) of `tokenizer`."
-    from transformers import AutoConfig
-    spec = model_spec(name)
-    cfg = AutoConfig.from_pretrained(models_dir()/spec.config)
-    if tokenizer is not None:
-        vocab_size = vocab_size or len(tokenizer)
-        for k in ("bos_token_id", "eos_token_id", "pad_token_id"):
-            v = getattr(tokenizer, k, None)
-            if v is not None: setattr(cfg, k, v)
-    if vocab_size: cfg.vocab_size = int(vocab_size)
-    return cfg
-
-def count_parameters(name: str) -> int:
-    "Parameters of the model built from the shipped config (on the meta device: no memory used)."
-    from transformers import AutoModelForCausalLM
-    import torch
-    with torch.device("meta"): m = AutoModelForCausalLM.from_config(model_config(name))
-    return sum(p.numel() for p in m.parameters())
-
-# %% ../nbs/30_train.ipynb #c011
-def load_tokenizer(model: str, path: str | Path | None = None, data: str | Path | None = None):
-    "The tokenizer at `path`, else the hub tokenizer of a real model, else the corpus tokenizer (tiny models)."
-    from transformers import AutoTokenizer
-    if path is None and not Path(model).is_dir() and not model_spec(model).hub_id:
-        from sbnb.data import load_corpus_tokenizer
-        beside = Path(data).parent/"tokenizer" if data else None  # a corpus folder: train.jsonl next to tokenizer/
-        tok = load_corpus_tokenizer(beside if beside and beside.is_dir() else None)  # else data/corpus/tokenizer
-    else:
-        path = path or (model if Path(model).is_dir() else model_spec(model).hub_id)
-        try: tok = AutoTokenizer.from_pretrained(str(path))
-        except OSError as e:
-            hint = ("" if Path(str(path)).is_dir() else "; offline (or not cached), use local files: --tokenizer DIR "
-                    "and --model DIR with a saved model and tokenizer (e.g. from `hf download` on a machine with hub access)")
-            raise SbnbError(f"cannot load tokenizer '{path}': {str(e).splitlines()[0]}{hint}")
-    if tok.pad_token is None:
-        if tok.eos_token is None: raise SbnbError(f"tokenizer '{path}' has neither a pad nor an eos token")
-        tok.pad_token = tok.eos_token
-    return tok
-
-def load_model(model: str, tokenizer=None, init: str = "auto", dtype=None):
-    "A causal LM by registered name or local folder; `init`: pretrained, random (shipped config) or auto."
-    import torch
-    from transformers import AutoModelForCausalLM
-    if init not in ("auto", "pretrained", "random"): raise SbnbError(f"init '{init}': use auto, pretrained or random")
-    if Path(model).is_dir() and model not in MODELS:
-        try: return AutoModelForCausalLM.from_pretrained(model, dtype=dtype)
-        except (OSError, ValueError) as e: raise SbnbError(f"{model}: cannot load a saved model ({type(e).__name__}: {str(e).splitlines()[0]})")
-    spec = model_spec(model)
-    if init == "auto": init = "pretrained" if spec.hub_id else "random"
-    if init == "pretrained":
-        if not spec.hub_id: raise SbnbError(f"{model} has no pretrained weights (it is a tiny twin): use init=random")
-        try: return AutoModelForCausalLM.from_pretrained(spec.hub_id, dtype=dtype)
-        except OSError as e:
-            raise SbnbError(f"cannot load {spec.hub_id} (no hub or local copy?): pass --model DIR, a local folder with "
-                            f"the saved model, or use init=random to build it from data/models/{spec.config} with random "
-                            f"weights. {str(e).splitlines()[0]}")
-    cfg = model_config(model, tokenizer=tokenizer)
-    m = AutoModelForCausalLM.from_config(cfg, dtype=dtype)
-    if tokenizer is not None and m.get_input_embeddings().num_embeddings < len(tokenizer):
-        m.resize_token_embeddings(len(tokenizer))
-    return m
-
-# %% ../nbs/30_train.ipynb #c016
-def tokenize_rows(rows: Sequence[dict], tokenizer, max_length: int = 512, style: str = "alpaca",
-                  truncate: bool = True) -> tuple[list[dict], int]:
-    "Tokenized examples via `sbnb.data.tokenize_example` and the tokens cut; an empty or wholly cut response (or, unless `truncate`, any cut) is a `SbnbError` naming the id."
-    from sbnb.data import tokenize_example
-    out, truncated, long = [], 0, []
-    for ex in rows:
-        if not str(ex.get("output", "")).strip(): raise SbnbError(f"id {ex.get('id')!r}: empty response ('output'): nothing to learn")
-        t = tokenize_example(ex, tokenizer, max_length=max_length, style=style)
-        n = int(t.get("truncated", 0))
-        if n and not any(l != -100 for l in t["labels"]):
-            raise SbnbError(f"id {ex.get('id')!r}: no response token within max_length={max_length} (the prompt alone is "
-                            f"{len(t['input_ids']) + n - sum(l != -100 for l in t['labels'])}+ tokens); raise --max-length")
-        if n: long.append((ex.get("id"), len(t["input_ids"]) + n))
-        truncated += n
-        out.append({k: list(t[k]) for k in ("input_ids", "labels", "attention_mask")})
-    if long and not truncate:
-        raise SbnbError(f"id {long[0][0]!r}: {long[0][1]} tokens, longer than max_length={max_length} ({len(long)} of "
-                        f"{len(out)} examples are); raise --max-length, or pass --truncate to cut them")
-    return out, truncated
-
-class Collator:
-    "Pad a list of tokenized examples to the longest one (right padding; labels -100 and mask 0 on padding)."
-    def __init__(self, pad_id: int): self.pad_id = pad_id
-    def __call__(self, batch: list[dict]) -> dict:
-        import torch
-        rows = []
-        for b in batch:
-            n = int(sum(b["attention_mask"]))  # drop padding added by the tokenizer
-            rows.append((list(b["input_ids"])[:n], list(b["labels"])[:n]))
-        T = max(len(i) for i, _ in rows)
-        ids = torch.full((len(rows), T), self.pad_id, dtype=torch.long)  # (B, T)
-        labels = torch.full((len(rows), T), -100, dtype=torch.long)      # (B, T)
-        mask = torch.zeros((len(rows), T), dtype=torch.long)              # (B, T)
-        for j, (i, l) in enumerate(rows):
-            ids[j, :len(i)], labels[j, :len(l)], mask[j, :len(i)] = torch.tensor(i), torch.tensor(l), 1
-        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
-
-# %% ../nbs/30_train.ipynb #c021
+# %% ../nbs/30_train.ipynb #c013
 @dataclasses.dataclass(frozen=True)
 class TrainConfig(Config):
     "Everything a fine-tuning run needs (see the notebook for each field's meaning)."
@@ -161,7 +24,7 @@ class TrainConfig(Config):
     data: str = ""                   # examples (JSONL/Parquet, the sbnb example schema)
     out: str = "runs/train"          # run directory
     tokenizer: str | None = None     # tokenizer folder; None: hub tokenizer (real) or corpus tokenizer (tiny)
-    init: str = "auto"               # auto | pretrained | random
+    init: Literal["auto", "pretrained", "random"] = "auto"  # pretrained weights (real models) or random (tiny ones)
     optim: OptimConfig = OptimConfig()
     epochs: float = 3.0
     max_steps: int = -1              # > 0 overrides epochs
@@ -169,8 +32,8 @@ class TrainConfig(Config):
     grad_accum: int = 1
     max_length: int = 512
     truncate: bool = False           # cut examples longer than max_length (default: an error naming the first)
-    prompt_style: str | None = None  # None: the model's convention (alpaca for all four)
-    scheduler: str = "cosine"
+    prompt_style: Literal["alpaca", "zeroshot", "compact"] | None = None  # None: the model's convention (alpaca for all four)
+    scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = "cosine"
     warmup: float = 0.03             # < 1: fraction of steps; >= 1: steps
     max_grad_norm: float = 1.0
     lora: bool = False
@@ -181,8 +44,9 @@ class TrainConfig(Config):
     sam_accumulation: Literal["full_batch", "per_micro_batch"] = "full_batch"
     weights: str | None = None       # JSON list of per-row repeat counts / weights aligned with data (upsampler's weights mode)
     sampler: Literal["repeat", "weighted"] = "repeat"
-    save_steps: int = 500
+    save_steps: int = 500            # a checkpoint every N steps; 0: none
     save_total_limit: int | None = None
+    save_model: bool = True          # write the final model and tokenizer into out
     logging_steps: int = 10
     bf16: bool | None = None         # None: on iff a CUDA GPU supports it
     gradient_checkpointing: bool | None = None  # None: on iff a CUDA GPU is present
@@ -191,11 +55,11 @@ class TrainConfig(Config):
 
     def validate(self):
         if self.model not in MODELS and not Path(self.model).is_dir(): model_spec(self.model)
-        if self.init not in ("auto", "pretrained", "random"): raise SbnbError(f"init '{self.init}': use auto, pretrained or random")
         if self.batch_size < 1 or self.grad_accum < 1: raise SbnbError("batch_size and grad_accum must be at least 1")
+        if self.save_steps < 0: raise SbnbError(f"save_steps must be >= 0 (0: no checkpoints), got {self.save_steps}")
         if self.max_steps <= 0 and self.epochs <= 0: raise SbnbError("give epochs > 0 or max_steps > 0")
 
-# %% ../nbs/30_train.ipynb #c024
+# %% ../nbs/30_train.ipynb #c016
 @functools.cache
 def trainer_class():
     "`SbnbTrainer`, the `transformers.Trainer` subclass (built on first use so that importing sbnb.train stays light)."
@@ -266,13 +130,13 @@ def trainer_class():
             import torch
             if self.sampler_kind == "repeat":
                 from sbnb.upsample import RepeatSampler
-                return RepeatSampler([int(c) for c in self.counts], seed=self.args.seed)
+                return RepeatSampler(self.counts, seed=self.args.seed)  # fractional counts are refused there, never truncated
             g = torch.Generator().manual_seed(self.args.seed)
             return torch.utils.data.WeightedRandomSampler(list(map(float, self.counts)), num_samples=int(round(sum(self.counts))),
                                                           replacement=True, generator=g)
     return SbnbTrainer
 
-# %% ../nbs/30_train.ipynb #c026
+# %% ../nbs/30_train.ipynb #c018
 def peak_memory() -> dict:
     "Peak memory so far: CUDA allocated bytes on a GPU, else the process's peak RSS."
     import torch
@@ -282,36 +146,65 @@ def peak_memory() -> dict:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
     return {"device": "cpu", "peak_rss_bytes": int(rss), "peak_rss_gib": round(rss / 2**30, 3)}
 
-# %% ../nbs/30_train.ipynb #c028
+# %% ../nbs/30_train.ipynb #c020
 def _resolve_resume(cfg: TrainConfig) -> str | None:
     if cfg.resume is None: return None
     if cfg.resume == "last":
-        found = sorted((int(p.name.split("-")[1]), p) for p in Path(cfg.out).glob("checkpoint-*")
-                       if p.is_dir() and p.name.split("-")[1].isdigit()) if Path(cfg.out).is_dir() else []
-        if not found: raise SbnbError(f"resume=last: no checkpoint-* in {cfg.out}")
-        done = [p for _, p in found if (p/"trainer_state.json").is_file()]  # written last: a kill while saving leaves none
+        try: found = find_checkpoints(cfg.out)
+        except SbnbError: raise SbnbError(f"resume=last: no checkpoint-* in {cfg.out}")
+        try: done = [p for _, p in find_checkpoints(cfg.out, complete=True)]  # trainer_state.json is written last
+        except SbnbError: raise SbnbError(f"resume=last: no complete checkpoint-* in {cfg.out} (none has trainer_state.json)")
         for _, p in found:
             if p not in done: print(f"sbnb train: skipping {p}: incomplete (no trainer_state.json)", file=sys.stderr)
-        if not done: raise SbnbError(f"resume=last: no complete checkpoint-* in {cfg.out} (none has trainer_state.json)")
         return str(done[-1])
     if not Path(cfg.resume).is_dir(): raise SbnbError(f"resume: {cfg.resume} is not a checkpoint folder")
     if not (Path(cfg.resume)/"trainer_state.json").is_file():
         raise SbnbError(f"resume: {cfg.resume} is not a complete checkpoint (no trainer_state.json)")
     return cfg.resume
 
-def _read_counts(cfg: TrainConfig, n: int) -> list[float] | None:
+def _readable(folder: Path) -> None:
+    "Saved model files readable by others, like any file written with open() (safetensors writes 0600)."
+    for f in folder.rglob("*"):
+        if f.is_file() and f.stat().st_mode & 0o777 == 0o600: f.chmod(0o644)
+
+def _read_counts(cfg: TrainConfig, rows: Sequence[dict]) -> list[float] | None:
     if cfg.weights is None: return None
-    counts = read_json(cfg.weights)
-    if isinstance(counts, dict): counts = counts.get("counts")
-    if not isinstance(counts, list) or len(counts) != n or any(not isinstance(c, (int, float)) or c < 0 for c in counts):
-        raise SbnbError(f"{cfg.weights}: expected a JSON list of {n} non-negative numbers (one per data row)")
-    return counts
+    from sbnb.upsample import read_weights  # `sbnb upsample --mode weights` writes what this reads
+    return read_weights(cfg.weights, rows)
+
+def _devices(cfg: TrainConfig) -> tuple[bool, bool, bool]:
+    "(gpu, bf16, gradient checkpointing) for this machine and `cfg`."
+    import torch
+    gpu = torch.cuda.is_available()
+    bf16 = (gpu and torch.cuda.is_bf16_supported()) if cfg.bf16 is None else cfg.bf16
+    return gpu, bf16, gpu if cfg.gradient_checkpointing is None else cfg.gradient_checkpointing
+
+def training_arguments(cfg: TrainConfig, out: str | Path | None = None):
+    "The `transformers.TrainingArguments` of a run: the one place they are built (`train` and the experiment use it)."
+    from transformers import TrainingArguments
+    gpu, bf16, gc = _devices(cfg)
+    return TrainingArguments(
+        output_dir=str(out or cfg.out), per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
+        num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, learning_rate=cfg.optim.lr,
+        weight_decay=cfg.optim.weight_decay, lr_scheduler_type=cfg.scheduler,
+        warmup_steps=cfg.warmup if cfg.warmup < 1 else int(cfg.warmup), max_grad_norm=cfg.max_grad_norm,
+        logging_steps=cfg.logging_steps, save_strategy="steps" if cfg.save_steps > 0 else "no", save_steps=max(1, cfg.save_steps),
+        save_total_limit=cfg.save_total_limit, seed=cfg.seed, data_seed=cfg.seed, bf16=bf16,
+        activation_checkpointing=gc, activation_checkpointing_kwargs={"use_reentrant": False} if gc else None,
+        report_to="none", disable_tqdm=os.environ.get("SBNB_PROGRESS", "1") == "0",
+        remove_unused_columns=False, use_cpu=not gpu, dataloader_num_workers=0)
+
+def build_trainer(cfg: TrainConfig, model, tokenizer, data: Sequence[dict], counts: Sequence[float] | None = None,
+                  callbacks: Sequence = (), out: str | Path | None = None):
+    "`SbnbTrainer` for a run: `training_arguments(cfg)`, the collator, `cfg.optim`, the repeat-count sampler and `callbacks`."
+    return trainer_class()(model=model, args=training_arguments(cfg, out), train_dataset=data,
+                           data_collator=Collator(tokenizer.pad_token_id), processing_class=tokenizer, optim_config=cfg.optim,
+                           sam_accumulation=cfg.sam_accumulation, counts=counts, sampler=cfg.sampler, callbacks=list(callbacks))
 
 def train(cfg: TrainConfig, rows: Sequence[dict] | None = None, counts: Sequence[float] | None = None,
           callbacks: Sequence | None = None) -> Path:
     "Fine-tune `cfg.model` on `cfg.data` (or `rows`) with `cfg.optim`; returns the run directory."
     import torch
-    from transformers import TrainingArguments
     out = Path(cfg.out)
     seed_everything(cfg.seed)
     if rows is None:
@@ -319,10 +212,8 @@ def train(cfg: TrainConfig, rows: Sequence[dict] | None = None, counts: Sequence
         from sbnb.data import read_examples
         rows = read_examples(cfg.data)
     if not rows: raise SbnbError(f"{cfg.data or 'rows'}: no examples")
-    counts = counts if counts is not None else _read_counts(cfg, len(rows))
-    gpu = torch.cuda.is_available()
-    bf16 = (gpu and torch.cuda.is_bf16_supported()) if cfg.bf16 is None else cfg.bf16
-    gc = gpu if cfg.gradient_checkpointing is None else cfg.gradient_checkpointing
+    counts = counts if counts is not None else _read_counts(cfg, rows)
+    gpu, bf16, gc = _devices(cfg)
     if (cfg.optim.is_sam and cfg.sam_accumulation == "per_micro_batch" and cfg.grad_accum > 1
             and int(os.environ.get("WORLD_SIZE", "1")) > 1):  # earlier micro-batches' gradients would stay unreduced
         raise SbnbError("sam_accumulation=per_micro_batch with grad_accum > 1 is single-process only; use full_batch")
@@ -341,26 +232,16 @@ def train(cfg: TrainConfig, rows: Sequence[dict] | None = None, counts: Sequence
             targets = list(cfg.lora_targets or (MODELS[cfg.model].lora_targets if cfg.model in MODELS else ("q_proj", "v_proj")))
             model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                                                      target_modules=targets, task_type="CAUSAL_LM"))
-        args = TrainingArguments(
-            output_dir=str(out), per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
-            num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, learning_rate=cfg.optim.lr,
-            weight_decay=cfg.optim.weight_decay, lr_scheduler_type=cfg.scheduler,
-            warmup_steps=cfg.warmup if cfg.warmup < 1 else int(cfg.warmup), max_grad_norm=cfg.max_grad_norm,
-            logging_steps=cfg.logging_steps, save_strategy="steps", save_steps=cfg.save_steps,
-            save_total_limit=cfg.save_total_limit, seed=cfg.seed, data_seed=cfg.seed, bf16=bf16,
-            activation_checkpointing=gc, activation_checkpointing_kwargs={"use_reentrant": False} if gc else None,
-            report_to="none", disable_tqdm=os.environ.get("SBNB_PROGRESS", "1") == "0",
-            remove_unused_columns=False, use_cpu=not gpu, dataloader_num_workers=0)
-        trainer = trainer_class()(model=model, args=args, train_dataset=data, data_collator=Collator(tok.pad_token_id),
-                                    processing_class=tok, optim_config=cfg.optim, sam_accumulation=cfg.sam_accumulation,
-                                    counts=counts, sampler=cfg.sampler, callbacks=list(callbacks or []))
+        trainer = build_trainer(cfg, model, tok, data, counts, callbacks or (), out)
         if gpu: torch.cuda.reset_peak_memory_stats()
         t0 = time.perf_counter()
         result = trainer.train(resume_from_checkpoint=resume)
         wall = time.perf_counter() - t0
-        trainer.save_model(str(out)); trainer.save_state()
+        if cfg.save_model: trainer.save_model(str(out))
+        trainer.save_state()
         if not main: return out
-        if cfg.lora: trainer.model.merge_and_unload().save_pretrained(str(out/"merged")); tok.save_pretrained(str(out/"merged"))
+        if cfg.lora and cfg.save_model: trainer.model.merge_and_unload().save_pretrained(str(out/"merged")); tok.save_pretrained(str(out/"merged"))
+        _readable(out)
         cost = {**trainer.cost, "wall_clock_s": round(wall, 3), "optimizer_steps": trainer.state.global_step,
                 "optimizer": cfg.optim.name, "sam_accumulation": cfg.sam_accumulation if cfg.optim.is_sam else None,
                 "tokens_per_s": round(trainer.cost["tokens"] / wall, 1) if wall > 0 else None,
@@ -370,7 +251,7 @@ def train(cfg: TrainConfig, rows: Sequence[dict] | None = None, counts: Sequence
         rec.record["cost"] = cost
     return out
 
-# %% ../nbs/30_train.ipynb #c040
+# %% ../nbs/30_train.ipynb #c032
 def _train_cmd(args) -> int:
     cfg = TrainConfig.load(args.config, args.set or ())
     flags = {"model": args.model, "data": args.data, "out": args.out, "tokenizer": args.tokenizer,
@@ -381,41 +262,49 @@ def _train_cmd(args) -> int:
     if args.lora: flags["lora"] = True
     if args.truncate: flags["truncate"] = True
     cfg = cfg.override({k: v for k, v in flags.items() if v is not None})
+    if cfg.resume is None: check_outputs([cfg.out], [cfg.data, cfg.weights])
     out = train(cfg)
     cost = read_json(out/"cost.json")
     print(f"trained {cfg.model} with {cfg.optim.name}: {cost['optimizer_steps']} steps, loss {cost['train_loss']:.4f}, "
           f"{cost['wall_clock_s']:.1f} s; run in {out}")
     return 0
 
+_EXAMPLES = """examples:
+  sbnb train --model tiny-qwen3 --data data/sample/train.jsonl --tokenizer data/sample/tokenizer --max-steps 20 --out runs/demo
+  sbnb train --model qwen3-0.6b-base --data my.jsonl --optimizer muon --lr 2e-5 --out runs/target --weights weights.json"""
+
 def add_cli(sub, common) -> None:
     "Subcommands of this module: `sbnb train`."
-    # flags default to None so that --config and --set values stand unless a flag is given; defaults are in the help
-    p = sub.add_parser("train", parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter,
+    # flags default to None so that --config and --set values stand unless a flag is given; the defaults shown are
+    # TrainConfig's, read from the dataclass (one default per value)
+    d = TrainConfig()
+    p = sub.add_parser("train", parents=[common], formatter_class=HelpFormatter, epilog=_EXAMPLES,
                        help="fine-tune a model with AdamW, Muon, SAM or f-SAM",
                        description="Fine-tune a registered model (phi-2, llama-3.2-1b, gemma-3-1b-pt, qwen3-0.6b-base, "
                                    "or a tiny-* twin) on sbnb examples with a response-only loss, through the Hugging "
                                    "Face Trainer. Writes run.json, checkpoints, the model, trainer_state.json and "
                                    "cost.json to --out. Flags override --config and --set.")
-    p.add_argument("--model", default=None, help=f"model: {', '.join(MODELS)}, or a saved model folder (default tiny-qwen3)")
-    p.add_argument("--data", default=None, help="training examples (JSONL or Parquet, sbnb example schema)")
-    p.add_argument("--out", default=None, help="run directory (default runs/train)")
-    p.add_argument("--optimizer", default=None, help=f"one of {', '.join(OPTIMIZERS)} (default adamw)")
-    p.add_argument("--base", default=None, help=f"base optimizer of sam/fsam: {', '.join(SAM_BASES)} (default adamw)")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default 2e-5)")
-    p.add_argument("--rho", type=float, default=None, help="SAM/f-SAM radius (default 0.05)")
-    p.add_argument("--epochs", type=float, default=None, help="epochs (default 3)")
-    p.add_argument("--max-steps", type=int, default=None, help="optimizer steps; overrides --epochs when > 0")
-    p.add_argument("--batch-size", type=int, default=None, help="examples per device and micro-batch (default 8)")
-    p.add_argument("--grad-accum", type=int, default=None, help="micro-batches per optimizer step (default 1)")
-    p.add_argument("--max-length", type=int, default=None, help="tokens per example (default 512)")
-    p.add_argument("--lora", action="store_true", help="LoRA (r 8, alpha 16, q/v) instead of full fine-tuning")
+    p.add_argument("--model", default=None, help=f"model: {', '.join(MODELS)}, or a saved model folder (default {d.model})")
+    p.add_argument("--data", required=True, help="training examples (JSONL or Parquet, sbnb example schema); required")
+    p.add_argument("--out", default=None, help=f"run directory (default {d.out})")
+    p.add_argument("--optimizer", default=None, help=f"one of {', '.join(OPTIMIZERS)} (default {d.optim.name})")
+    p.add_argument("--base", default=None, help=f"base optimizer of sam/fsam: {', '.join(SAM_BASES)} (default {d.optim.base})")
+    p.add_argument("--lr", type=float, default=None, help=f"learning rate (default {d.optim.lr:g})")
+    p.add_argument("--rho", type=float, default=None, help=f"SAM/f-SAM radius (default {d.optim.rho:g})")
+    p.add_argument("--epochs", type=float, default=None, help=f"epochs (default {d.epochs:g})")
+    p.add_argument("--max-steps", type=int, default=None, help=f"optimizer steps; overrides --epochs when > 0 (default {d.max_steps}: use --epochs)")
+    p.add_argument("--batch-size", type=int, default=None, help=f"examples per device and micro-batch (default {d.batch_size})")
+    p.add_argument("--grad-accum", type=int, default=None, help=f"micro-batches per optimizer step (default {d.grad_accum})")
+    p.add_argument("--max-length", type=int, default=None, help=f"tokens per example (default {d.max_length})")
+    p.add_argument("--lora", action="store_true", help=f"LoRA (r {d.lora_r}, alpha {d.lora_alpha}, q/v) instead of full fine-tuning")
     p.add_argument("--truncate", action="store_true", help="cut examples longer than --max-length (default: stop with an "
                    "error naming the first such example)")
-    p.add_argument("--save-steps", type=int, default=None, help="checkpoint every N steps (default 500)")
-    p.add_argument("--seed", type=int, default=None, help="seed (default 42)")
-    p.add_argument("--tokenizer", default=None, help="tokenizer folder (default: hub tokenizer, or the corpus tokenizer for tiny models)")
-    p.add_argument("--init", default=None, help="auto, pretrained (hub weights) or random (shipped config)")
-    p.add_argument("--weights", default=None, help="JSON list of per-row repeat counts (sbnb upsample weights mode)")
+    p.add_argument("--save-steps", type=int, default=None, help=f"checkpoint every N steps, 0 for none (default {d.save_steps})")
+    p.add_argument("--seed", type=int, default=None, help=f"seed (default {d.seed})")
+    p.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the model's own, or the corpus tokenizer for tiny models)")
+    p.add_argument("--init", default=None, choices=["auto", "pretrained", "random"],
+                   help=f"pretrained (hub weights) or random (shipped config); auto = pretrained for real models, random for tiny ones (default {d.init})")
+    p.add_argument("--weights", default=None, help="per-row repeat counts: the .json file of `sbnb upsample --mode weights`")
     p.add_argument("--resume", default=None, help="checkpoint folder, or 'last' for the newest in --out")
     p.add_argument("--config", default=None, help="YAML/JSON file of TrainConfig fields")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a TrainConfig field (repeatable), e.g. optim.rho=0.1")

@@ -86,7 +86,7 @@ def test_load_benchmark_from_file_folder_and_root(tmp_path):
         rows = load_benchmark("gsm8k", p)
         assert rows == [{"id": "gsm8k/0", "source": "gsm8k", "instruction": "What is 1,000 + 1?",
                          "output": raw[0]["answer"], "answer": "1001"}]
-    with pytest.raises(SbnbError, match="holds neither"):
+    with pytest.raises(SbnbError, match="its file is not under"):
         load_benchmark("svamp", tmp_path)
 
 def test_hub_fallback_fails_fast_offline(tmp_path, monkeypatch):

@@ -121,8 +121,8 @@ def test_errors(setup, tmp_path):
     root, tok, ex = setup
     with pytest.raises(SbnbError, match="id e000: no response token within max_length=20"):
         length_batches(ex, tok, ProfileConfig(max_length=20))
-    with pytest.raises(SbnbError, match="id e001: duplicate id"): length_batches(ex + [ex[1]], tok)
-    with pytest.raises(SbnbError, match="id e000: missing 'source'"):
+    with pytest.raises(SbnbError, match="id 'e001'\\): duplicate id"): length_batches(ex + [ex[1]], tok)
+    with pytest.raises(SbnbError, match="id 'e000'\\): missing field 'source'"):
         length_batches([{k: v for k, v in ex[0].items() if k != "source"}], tok)
     with pytest.raises(SbnbError, match="batch_size must be at least 1"): ProfileConfig(batch_size=0)
 

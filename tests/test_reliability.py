@@ -118,10 +118,10 @@ def test_duplicate_id_upsample(corpus, trajectories, tmp_path, capsys):
     data, t = read_jsonl(corpus/"small.jsonl"), traj_rows(trajectories)
     d = jsonl_text(tmp_path/"d.jsonl", data + [data[4]])
     fails(capsys, ["upsample", "--data", d, "--trajectories", trajectories, "--out", tmp_path/"up.jsonl"],
-          f"data: id {data[4]['id']}: duplicate id", watch=[tmp_path/"up.jsonl"])
+          f"{d}:", f"(id '{data[4]['id']}'): duplicate id", watch=[tmp_path/"up.jsonl"])
     tt = jsonl_text(tmp_path/"t.jsonl", t + [t[8]])
     fails(capsys, ["upsample", "--data", corpus/"small.jsonl", "--trajectories", tt, "--out", tmp_path/"up.jsonl"],
-          f"trajectories: id {t[8]['id']}: duplicate id", watch=[tmp_path/"up.jsonl"])
+          f"(id '{t[8]['id']}'): duplicate id", watch=[tmp_path/"up.jsonl"])
 
 def test_empty_source(corpus, tmp_path, capsys, trajectories):
     f = bad_data(corpus, tmp_path, lambda rows: rows[4].update(source=" "))
@@ -139,7 +139,7 @@ def test_trajectories_with_nan_or_inf(corpus, trajectories, tmp_path, capsys, ba
     t = jsonl_text(tmp_path/"t.jsonl", rows)  # json writes NaN / Infinity, which Python's reader accepts
     out = tmp_path/"up.jsonl"; out.write_text("previous output\n")
     fails(capsys, ["upsample", "--data", corpus/"small.jsonl", "--trajectories", t, "--out", out, "--report", tmp_path/"rep"],
-          f"id {rows[5]['id']}", "NaN or infinite", watch=[out, tmp_path/"rep"])
+          f"(id '{rows[5]['id']}')", "NaN or infinite", watch=[out, tmp_path/"rep"])
 
 def test_trajectory_data_id_mismatch(corpus, trajectories, tmp_path, capsys):
     rows = traj_rows(trajectories); rows[3]["id"] = "not-in-data"
@@ -152,13 +152,13 @@ def test_trajectory_data_id_mismatch(corpus, trajectories, tmp_path, capsys):
           "data id extra-row has no trajectory", watch=[tmp_path/"up.jsonl"])
     t = traj_rows(trajectories); t[0]["source"] = "other"  # the same id under another source
     fails(capsys, ["upsample", "--data", corpus/"small.jsonl", "--trajectories", jsonl_text(tmp_path/"t.jsonl", t),
-                   "--out", tmp_path/"up.jsonl"], f"id {t[0]['id']}", "'other'", watch=[tmp_path/"up.jsonl"])
+                   "--out", tmp_path/"up.jsonl"], f"(id '{t[0]['id']}')", "'other'", watch=[tmp_path/"up.jsonl"])
 
 def test_different_checkpoint_counts(corpus, trajectories, tmp_path, capsys):
     rows = traj_rows(trajectories); rows[6]["losses"] = rows[6]["losses"][:2]
     t = jsonl_text(tmp_path/"t.jsonl", rows)
     fails(capsys, ["upsample", "--data", corpus/"small.jsonl", "--trajectories", t, "--out", tmp_path/"up.jsonl"],
-          f"id {rows[6]['id']}: 2 checkpoints", "first row has 3", watch=[tmp_path/"up.jsonl"])
+          f"(id '{rows[6]['id']}'): 2 checkpoints", "first row has 3", watch=[tmp_path/"up.jsonl"])
 
 @pytest.mark.parametrize("flags,names", [(["--k", "1"], ["k must be at least 2"]), (["--k", "50"], ["fewer than k=50"]),
                                          (["--factor", "0"], ["factor must be at least 1"]),
@@ -263,7 +263,7 @@ def test_not_a_text_file(corpus, trajectories, tmp_path, capsys):
 def test_unwritable_output(corpus, trajectories, tmp_path, capsys):
     "An --out that cannot be created (under a plain file) is the user's to fix: one line naming it, not a traceback."
     blocker = tmp_path/"file"; blocker.write_text("x")
-    fails(capsys, ["data", "generate", "--preset", "smoke", "--out", blocker/"corpus"], str(blocker/"corpus"), "Not a directory")
+    fails(capsys, ["data", "generate", "--preset", "smoke", "--out", blocker/"corpus"], str(blocker/"corpus"), "is a file, not a folder")
     fails(capsys, ["upsample", "--data", corpus/"small.jsonl", "--trajectories", trajectories, "--out", blocker/"up.jsonl"],
           str(blocker))
     assert blocker.read_text() == "x" and not tmp_leftovers(tmp_path)
@@ -288,7 +288,7 @@ def test_line_separators_inside_strings_are_not_line_breaks(corpus, tmp_path, ca
     ["data", "generate", "--preset", "smoke", "--out", "{d}/c", "bogus=1"],
     ["profile", "--checkpoints", "{d}", "--data", "{d}/nope.jsonl", "--out", "{d}/t.jsonl"],
     ["upsample", "--data", "{d}/a.jsonl", "--trajectories", "{d}/b.jsonl", "--out", "{d}/c.jsonl", "--k", "1"],
-    ["train", "--model", "gpt-7", "--out", "{d}/out"],
+    ["train", "--model", "gpt-7", "--data", "{d}/x.jsonl", "--out", "{d}/out"],
     ["eval", "--model", "{d}", "--benchmarks", "gsm9k", "--out", "{d}/ev"],
     ["experiment", "--preset", "smoke", "--out", "{d}/exp", "bogus=1"],
     ["simulate", "--spectrum", "4,-1", "--steps", "2", "--out", "{d}/sim.json"]])
