@@ -8,7 +8,8 @@
    stops the build with one line naming the notebook, the cell and the error.
 2. `nbdev_proc_nbs` handles nbdev's directives (#| hide cells vanish, exported code becomes documentation).
 3. Post-process for Sphinx: nbdev's front matter becomes the page title, `show_doc` cells become rendered
-   signatures and docstrings, `#| echo/output: false` become myst-nb tags, links point at our own pages.
+   signatures and docstrings, `#| echo/output: false` become myst-nb tags, links point at our own pages; nbdev's
+   links to names that have no heading there (private helpers) become plain code.
 4. Sphinx + myst-nb + furo render the pages; math is typeset by a vendored MathJax 3 (no CDN).
 """
 import argparse, hashlib, importlib, json, os, re, shutil, subprocess, sys
@@ -137,6 +138,23 @@ def postprocess(proc: Path, pages: dict):
         nb.setdefault("metadata", {})["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
         p.write_text(json.dumps(nb, indent=1))
 
+def _anchors(nb):
+    """The heading anchors of a processed notebook, slugged as MyST slugs them (myst_heading_anchors = 3)."""
+    from myst_parser.slugs import github_slugify
+    md = "\n".join(_src(c) for c in nb["cells"] if c["cell_type"] == "markdown")
+    return {github_slugify(h) for h in re.findall(r"^#{1,3}\s+(.+?)\s*$", md, re.M)}
+
+def unlink_dead_anchors(proc: Path):
+    """Keep nbdev's links to names that have a heading; the rest (private helpers: no show_doc) become plain text."""
+    nbs = {p.name: json.loads(p.read_text()) for p in sorted(proc.glob("*.ipynb"))}
+    anchors = {name: _anchors(nb) for name, nb in nbs.items()}
+    link = re.compile(r"\[([^\]]+)\]\((\d\w*\.ipynb)#([^)\s]+)\)")
+    keep = lambda m: m[0] if m[3] in anchors.get(m[2], ()) else m[1]
+    for name, nb in nbs.items():
+        for c in nb["cells"]:
+            if c["cell_type"] == "markdown": c["source"] = link.sub(keep, _src(c))
+        (proc / name).write_text(json.dumps(nb, indent=1))
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--execute", dest="execute", action="store_true", default=True,
@@ -163,6 +181,7 @@ def main():
         m = re.search(r"^output-file:\s*(\S+)", _src(json.loads(p.read_text())["cells"][0]), re.M)
         if m: pages[m.group(1)] = p.stem + ".ipynb"
     postprocess(proc, pages)
+    unlink_dead_anchors(proc)
     src.mkdir(parents=True)
     for p in nbs: shutil.copy(p, src / p.name)
     # README is the home page; its links into nbs/ point at the rendered pages.
