@@ -1,12 +1,15 @@
 """Build the sbnb documentation site offline: notebooks (+ README) -> static HTML in _docs/.
 
-    python docs/build.py [--execute | --no-execute] [--out _docs]
+    python docs/build.py [--execute | --no-execute] [--out _docs] [--cache .docs_cache]
 
 1. Copy nbs/ to a staging folder; with --execute (the default for `make docs`), run each notebook that has no
    outputs (results notebooks keep the outputs they were committed with), cached by content hash in .docs_cache/.
+   Cells marked `#| eval: false` or flagged slow/gpu are skipped, as `nbdev_test` skips them. A notebook that fails
+   stops the build with one line naming the notebook, the cell and the error.
 2. `nbdev_proc_nbs` handles nbdev's directives (#| hide cells vanish, exported code becomes documentation).
 3. Post-process for Sphinx: nbdev's front matter becomes the page title, `show_doc` cells become rendered
-   signatures and docstrings, `#| echo/output: false` become myst-nb tags, links point at our own pages.
+   signatures and docstrings, `#| echo/output: false` become myst-nb tags, links point at our own pages; nbdev's
+   links to names that have no heading there (private helpers) become plain code.
 4. Sphinx + myst-nb + furo render the pages; math is typeset by a vendored MathJax 3 (no CDN).
 """
 import argparse, hashlib, importlib, json, os, re, shutil, subprocess, sys
@@ -35,11 +38,33 @@ def _is_slow(nb):
     code = [_src(c) for c in nb["cells"] if c["cell_type"] == "code"][:3]
     return any(re.search(r"^#\s*sbnb-test:\s*(slow|gpu)", s, re.M) for s in code)
 
+# Cells a notebook run skips, as `nbdev_test` does: `#| eval: false` (e.g. `if __name__ == "__main__": _entry()`,
+# which would parse build.py's own argv and raise SystemExit) and cells flagged slow or gpu (settings.ini tst_flags).
+_SKIP = re.compile(r"^#\|\s*(eval:\s*false|slow|gpu)\b", re.M)
+
+def run_nb(nb, shell):
+    """Run the code cells of `nb` (read with execnb) in `shell`; the first failure as (cell index, exception)."""
+    for i, c in enumerate(nb.cells):
+        if c.cell_type != "code" or _SKIP.search(c.source): continue
+        shell.cell(c)
+        if shell.exc is not None: return i, shell.exc
+    return None
+
+def _failure(name, nb, i, e):
+    """One line naming the notebook, the cell (its index in the notebook, 0-based, and first line) and the error."""
+    first = next((l for l in nb.cells[i].source.splitlines() if l.strip() and not l.startswith("#|")), "")
+    err = f"{type(e).__name__}: {e}".splitlines()[0] if str(e) else type(e).__name__
+    return f"docs: nbs/{name} failed to execute: cell {i} (starts {first.strip()[:60]!r}) raised {err}"
+
 def execute(stage: Path, cache: Path):
-    """Run every notebook in `stage` that has no outputs (skipping slow ones), caching executed copies."""
+    """Run every notebook in `stage` that has no outputs (skipping slow ones), caching executed copies.
+
+    A notebook that fails stops the build (SystemExit) with one line per failing notebook: pages never show a
+    notebook without the outputs it is meant to have."""
     from execnb.nbio import read_nb, write_nb
     from execnb.shell import CaptureShell
-    cache.mkdir(exist_ok=True)
+    cache.mkdir(parents=True, exist_ok=True)
+    failures = []
     for p in sorted(stage.glob("[0-9]*.ipynb")):
         nb = json.loads(p.read_text())
         if _has_outputs(nb) or _is_slow(nb): continue
@@ -51,14 +76,15 @@ def execute(stage: Path, cache: Path):
         cwd = os.getcwd(); os.chdir(stage)
         try:
             nbo = read_nb(p)
-            CaptureShell().run_all(nbo, exc_stop=True)
-            write_nb(nbo, p)
-            shutil.copy(p, hit)
-        except Exception as e:
-            print(f"docs: {p.name} failed to execute ({type(e).__name__}: {e}); rendering it without outputs", flush=True)
-            shutil.copy(ROOT / "nbs" / p.name, p)
+            failed = run_nb(nbo, CaptureShell())
         finally:
             os.chdir(cwd)
+        if failed:
+            if isinstance(failed[1], KeyboardInterrupt): sys.exit("docs: interrupted")  # Ctrl-C inside a cell
+            failures.append(_failure(p.name, nbo, *failed)); continue
+        write_nb(nbo, p)
+        shutil.copy(p, hit)
+    if failures: sys.exit("\n".join(failures))
 
 def _lib_hash():
     h = hashlib.sha256()
@@ -112,12 +138,30 @@ def postprocess(proc: Path, pages: dict):
         nb.setdefault("metadata", {})["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
         p.write_text(json.dumps(nb, indent=1))
 
+def _anchors(nb):
+    """The heading anchors of a processed notebook, slugged as MyST slugs them (myst_heading_anchors = 3)."""
+    from myst_parser.slugs import github_slugify
+    md = "\n".join(_src(c) for c in nb["cells"] if c["cell_type"] == "markdown")
+    return {github_slugify(h) for h in re.findall(r"^#{1,3}\s+(.+?)\s*$", md, re.M)}
+
+def unlink_dead_anchors(proc: Path):
+    """Keep nbdev's links to names that have a heading; the rest (private helpers: no show_doc) become plain text."""
+    nbs = {p.name: json.loads(p.read_text()) for p in sorted(proc.glob("*.ipynb"))}
+    anchors = {name: _anchors(nb) for name, nb in nbs.items()}
+    link = re.compile(r"\[([^\]]+)\]\((\d\w*\.ipynb)#([^)\s]+)\)")
+    keep = lambda m: m[0] if m[3] in anchors.get(m[2], ()) else m[1]
+    for name, nb in nbs.items():
+        for c in nb["cells"]:
+            if c["cell_type"] == "markdown": c["source"] = link.sub(keep, _src(c))
+        (proc / name).write_text(json.dumps(nb, indent=1))
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--execute", dest="execute", action="store_true", default=True,
                     help="run notebooks that have no outputs (cached) so pages show outputs (default)")
     ap.add_argument("--no-execute", dest="execute", action="store_false", help="render notebooks as committed")
     ap.add_argument("--out", default=str(ROOT / "_docs"), help="where the site goes")
+    ap.add_argument("--cache", default=str(ROOT / ".docs_cache"), help="where executed notebooks are cached")
     ap.add_argument("--only", default="[0-9]*.ipynb", help="render only the notebooks matching this glob (quick previews)")
     a = ap.parse_args()
     build = ROOT / "_proc_docs"
@@ -125,7 +169,7 @@ def main():
     shutil.rmtree(build, ignore_errors=True)
     stage.mkdir(parents=True)
     for nb in sorted((ROOT / "nbs").glob(a.only)): shutil.copy(nb, stage / nb.name)
-    if a.execute: execute(stage, ROOT / ".docs_cache")
+    if a.execute: execute(stage, Path(a.cache))
     # nbdev_proc_nbs reads settings.ini from the current project: run it from the checkout on the staged notebooks.
     # (nbdev.serve.proc_nbs itself, not the nbdev_proc_nbs command, which first tries to download and install Quarto.)
     subprocess.run([sys.executable, "-c", f"from nbdev.serve import proc_nbs; proc_nbs({str(stage)!r}, force=True, n_workers=1)"],
@@ -137,6 +181,7 @@ def main():
         m = re.search(r"^output-file:\s*(\S+)", _src(json.loads(p.read_text())["cells"][0]), re.M)
         if m: pages[m.group(1)] = p.stem + ".ipynb"
     postprocess(proc, pages)
+    unlink_dead_anchors(proc)
     src.mkdir(parents=True)
     for p in nbs: shutil.copy(p, src / p.name)
     # README is the home page; its links into nbs/ point at the rendered pages.

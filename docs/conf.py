@@ -13,10 +13,15 @@ release = version = _cfg["version"]
 
 extensions = ["myst_nb"]
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "attrs_inline"]
+# `$$...$$` inside a paragraph is display math, as in Jupyter, GitHub and Quarto (MyST otherwise reads `$$x$$` as
+# `$` + inline `$x$` + `$`, leaving raw TeX and MathJax errors such as "Misplaced &" on the page).
+myst_dmath_double_inline = True
 myst_heading_anchors = 3
 source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb"}
 exclude_patterns = ["_build", "**.ipynb_checkpoints", "*.yml"]
-suppress_warnings = ["myst.header", "mystnb.unknown_mime_type", "misc.highlighting_failure", "myst.xref_missing"]
+# Only cosmetic warnings are silenced (show_doc's H3 right under a page title; code that Pygments cannot lex):
+# a dead link (myst.xref_missing) or an output Sphinx cannot show (mystnb.unknown_mime_type) is broken output.
+suppress_warnings = ["myst.header", "misc.highlighting_failure"]
 
 # Notebooks arrive with their outputs already in place (docs/build.py executed them when asked): never run a kernel here.
 nb_execution_mode = "off"
