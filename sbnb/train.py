@@ -10,7 +10,7 @@ from typing import Literal, Sequence
 from .core import Config, SbnbError, RunRecord, read_json, write_json, seed_everything, project_root, _suggest, HelpFormatter, check_outputs
 from .optim import OptimConfig, OPTIMIZERS, SAM_BASES, SAM, build_optimizer
 from .models import (MODELS, REAL_MODELS, TINY_MODELS, ModelSpec, models_dir, model_spec, model_config, count_parameters,
-                         load_tokenizer, load_model, find_checkpoints)
+                         load_tokenizer, load_model, find_checkpoints, readable)
 from .data import tokenize_rows, Collator
 
 # %% auto #0
@@ -162,11 +162,6 @@ def _resolve_resume(cfg: TrainConfig) -> str | None:
         raise SbnbError(f"resume: {cfg.resume} is not a complete checkpoint (no trainer_state.json)")
     return cfg.resume
 
-def _readable(folder: Path) -> None:
-    "Saved model files readable by others, like any file written with open() (safetensors writes 0600)."
-    for f in folder.rglob("*"):
-        if f.is_file() and f.stat().st_mode & 0o777 == 0o600: f.chmod(0o644)
-
 def _read_counts(cfg: TrainConfig, rows: Sequence[dict]) -> list[float] | None:
     if cfg.weights is None: return None
     from sbnb.upsample import read_weights  # `sbnb upsample --mode weights` writes what this reads
@@ -241,7 +236,7 @@ def train(cfg: TrainConfig, rows: Sequence[dict] | None = None, counts: Sequence
         trainer.save_state()
         if not main: return out
         if cfg.lora and cfg.save_model: trainer.model.merge_and_unload().save_pretrained(str(out/"merged")); tok.save_pretrained(str(out/"merged"))
-        _readable(out)
+        readable(out)  # safetensors writes owner-only files; a run folder is shared like any output
         cost = {**trainer.cost, "wall_clock_s": round(wall, 3), "optimizer_steps": trainer.state.global_step,
                 "optimizer": cfg.optim.name, "sam_accumulation": cfg.sam_accumulation if cfg.optim.is_sam else None,
                 "tokens_per_s": round(trainer.cost["tokens"] / wall, 1) if wall > 0 else None,
