@@ -132,7 +132,9 @@ class Collator:
         for j, (i, l) in enumerate(rows):
             sl = slice(0, len(i)) if self.side == "right" else slice(T - len(i), T)
             ids[j, sl], labels[j, sl], mask[j, sl] = torch.tensor(i, dtype=torch.long), torch.tensor(l, dtype=torch.long), 1
-        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+        extra = {k: torch.tensor([b[k] for b in batch]) for k, v in batch[0].items()  # per-example numbers (a row index, a weight)
+                 if k not in ("input_ids", "labels", "attention_mask") and isinstance(v, (int, float))}
+        return {"input_ids": ids, "labels": labels, "attention_mask": mask, **extra}
 
 # %% ../nbs/21_data.ipynb #c022
 SPECIAL_TOKENS = ("<pad>", "<eos>", "<unk>")

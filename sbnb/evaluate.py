@@ -5,6 +5,7 @@
 # %% ../nbs/31_evaluate.ipynb #c002
 from __future__ import annotations
 import argparse, dataclasses, functools, json, math, os, re, sys, threading, time
+import numpy as np
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Iterable, Literal, Sequence
@@ -16,7 +17,8 @@ from .benchmarks import (last_boxed, extract_answer, numbers_match, answers_matc
 
 # %% auto #0
 __all__ = ['ALPACA', 'DEFAULT_STOP', 'generate', 'tiny_model_and_tokenizer', 'wilson_ci', 'predict_answer', 'score_rows',
-           'summarize', 'summary_markdown', 'EvalConfig', 'evaluate', 'load_model', 'training_prompt_style', 'add_cli']
+           'summarize', 'summary_markdown', 'EvalConfig', 'evaluate', 'teacher_forced_correct', 'LearnedSteps',
+           'learned_steps_callback', 'load_model', 'training_prompt_style', 'add_cli']
 
 # %% ../nbs/31_evaluate.ipynb #c005
 ALPACA = ALPACA_PROMPT  # the name this module used to export
@@ -189,6 +191,78 @@ def evaluate(model, tokenizer, benchmarks: str | Sequence[str] | dict[str, list[
     return summary
 
 # %% ../nbs/31_evaluate.ipynb #c022
+def teacher_forced_correct(model, tokenizer, rows: Sequence[dict], style: str = "compact", batch_size: int = 256,
+                           max_length: int = 512) -> list[bool]:
+    "Per row, whether greedy decoding would write its `output` and then the end token exactly: one forward pass, the argmax at every response position."
+    import torch
+    from sbnb.data import tokenize_rows, Collator
+    if not rows: return []
+    feats, _ = tokenize_rows(rows, tokenizer, max_length, style, truncate=False)
+    collate, dev = Collator(tokenizer.pad_token_id or 0), next(model.parameters()).device
+    order = sorted(range(len(feats)), key=lambda i: len(feats[i]["input_ids"]))
+    out = [False] * len(feats)
+    was = model.training; model.eval()
+    try:
+        with torch.inference_mode():
+            for b in range(0, len(order), batch_size):
+                idx = order[b:b + batch_size]
+                t = {k: v.to(dev) for k, v in collate([feats[i] for i in idx]).items()}
+                logits = model(input_ids=t["input_ids"], attention_mask=t["attention_mask"], use_cache=False).logits  # (B, L, V)
+                pred, tgt = logits[:, :-1].argmax(-1), t["labels"][:, 1:]                                              # (B, L-1)
+                ok = ((pred == tgt) | (tgt == -100)).all(1)                                                           # (B,)
+                for i, v in zip(idx, ok.tolist()): out[i] = bool(v)
+    finally:
+        model.train(was)
+    return out
+
+# %% ../nbs/31_evaluate.ipynb #c026
+class LearnedSteps:
+    "Which probe examples are correct (teacher-forced exact match) at each recorded step; each one's learned step."
+    def __init__(self, probe: Sequence[dict], tokenizer, style: str = "compact", batch_size: int = 256, max_length: int = 512):
+        self.probe, self.tokenizer, self.style, self.batch_size, self.max_length = list(probe), tokenizer, style, batch_size, max_length
+        self.steps: list[int] = []
+        self.correct: list[list[bool]] = []  # one list per recorded step, in probe order
+
+    def record(self, model, step: int) -> None:
+        "Evaluate the probe with `model` at `step` (once per step)."
+        if step in self.steps: return
+        self.correct.append(teacher_forced_correct(model, self.tokenizer, self.probe, self.style, self.batch_size, self.max_length))
+        self.steps.append(int(step))
+
+    def learned_steps(self) -> dict[str, int | None]:
+        "id -> the first recorded step after which the example stays correct (None: not correct at the last step)."
+        out = {}
+        for j, r in enumerate(self.probe):
+            learned = None
+            for k in range(len(self.steps) - 1, -1, -1):  # walk back from the end while it stays correct
+                if not self.correct[k][j]: break
+                learned = self.steps[k]
+            out[str(r["id"])] = learned
+        return out
+
+    def summary(self, group: str = "difficulty", hard: str = "hard", easy: str = "easy") -> dict:
+        "Mean learned step per group (learned examples only), the hard/easy ratio and the fraction never learned per group."
+        ls, by = self.learned_steps(), {}
+        for r in self.probe: by.setdefault(str(r.get(group)), []).append(ls[str(r["id"])])
+        mean = {g: (float(np.mean([v for v in vs if v is not None])) if any(v is not None for v in vs) else None) for g, vs in by.items()}
+        never = {g: sum(v is None for v in vs) / len(vs) for g, vs in by.items()}
+        ratio = mean[hard] / mean[easy] if mean.get(hard) and mean.get(easy) else None
+        return {"mean_learned_step": mean, "never_learned": never, "hard_easy_ratio": ratio, "n": {g: len(v) for g, v in by.items()},
+                "steps": list(self.steps)}
+
+def learned_steps_callback(recorder: LearnedSteps, every: int, at_start: bool = True):
+    "A `transformers.TrainerCallback` that calls `recorder.record` every `every` optimizer steps (and at step 0 and the last step)."
+    from transformers import TrainerCallback
+    if every < 1: raise SbnbError(f"every must be at least 1, got {every}")
+    class LearnedStepsCallback(TrainerCallback):
+        "Record which probe examples are learned, during training."
+        def on_train_begin(self, args, state, control, model=None, **kw):
+            if at_start and state.global_step == 0: recorder.record(model, 0)
+        def on_step_end(self, args, state, control, model=None, **kw):
+            if state.global_step % every == 0 or state.global_step == state.max_steps: recorder.record(model, state.global_step)
+    return LearnedStepsCallback()
+
+# %% ../nbs/31_evaluate.ipynb #c029
 def load_model(path: str | Path, device: str | None = None):
     "A causal LM and its tokenizer (`sbnb.models.load_model_and_tokenizer`) from a registered name, model folder or training run, on `device` (default: GPU if any)."
     from sbnb.models import MODELS, model_folder, load_model_and_tokenizer
@@ -197,7 +271,7 @@ def load_model(path: str | Path, device: str | None = None):
         if mdir != Path(path): print(f"sbnb eval: using {mdir}", file=sys.stderr)
     return load_model_and_tokenizer(path, device)
 
-# %% ../nbs/31_evaluate.ipynb #c024
+# %% ../nbs/31_evaluate.ipynb #c031
 def training_prompt_style(model_dir: str | Path) -> str:
     "The prompt style a model was trained with (train_config.json in its folder or the run folder above), else 'alpaca'."
     model_dir = Path(model_dir)
@@ -211,7 +285,7 @@ def training_prompt_style(model_dir: str | Path) -> str:
             break
     return "alpaca"
 
-# %% ../nbs/31_evaluate.ipynb #c027
+# %% ../nbs/31_evaluate.ipynb #c034
 _EXAMPLES = """examples:
   sbnb eval --model runs/target --benchmarks corpus-test,corpus-ood --out eval/
   sbnb eval --model runs/target --benchmarks gsm8k,math500 --data-dir ../shared/benchmarks --limit 100 --out eval/"""

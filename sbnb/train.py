@@ -42,8 +42,10 @@ class TrainConfig(Config):
     lora_dropout: float = 0.05
     lora_targets: tuple[str, ...] | None = None  # None: the model's (q_proj, v_proj)
     sam_accumulation: Literal["full_batch", "per_micro_batch"] = "full_batch"
-    weights: str | None = None       # JSON list of per-row repeat counts / weights aligned with data (upsampler's weights mode)
+    weights: str | None = None       # per-row repeat counts: the .json file of `sbnb upsample --mode weights`
     sampler: Literal["repeat", "weighted"] = "repeat"
+    upsample_until: int | None = None  # with weights: the upsampled distribution for this many steps, then the original
+    upsample_weighting: Literal["none", "importance"] = "none"  # importance: each row's loss x (mean count / its count)
     save_steps: int = 500            # a checkpoint every N steps; 0: none
     save_total_limit: int | None = None
     save_model: bool = True          # write the final model and tokenizer into out
@@ -57,6 +59,7 @@ class TrainConfig(Config):
         if self.model not in MODELS and not Path(self.model).is_dir(): model_spec(self.model)
         if self.batch_size < 1 or self.grad_accum < 1: raise SbnbError("batch_size and grad_accum must be at least 1")
         if self.save_steps < 0: raise SbnbError(f"save_steps must be >= 0 (0: no checkpoints), got {self.save_steps}")
+        if self.upsample_until is not None and self.upsample_until < 0: raise SbnbError(f"upsample_until must be >= 0, got {self.upsample_until}")
         if self.max_steps <= 0 and self.epochs <= 0: raise SbnbError("give epochs > 0 or max_steps > 0")
 
 # %% ../nbs/30_train.ipynb #c016
@@ -68,9 +71,15 @@ def trainer_class():
     class SbnbTrainer(Trainer):
         "HF Trainer with sbnb's optimizers (SAM's two passes in `training_step`), repeat-count sampling and a cost count."
         def __init__(self, *a, optim_config: OptimConfig = OptimConfig(), sam_accumulation: str = "full_batch",
-                     counts: Sequence[float] | None = None, sampler: str = "repeat", **kw):
+                     counts: Sequence[float] | None = None, sampler: str = "repeat", upsample_until: int | None = None,
+                     upsample_weighting: str = "none", **kw):
             super().__init__(*a, **kw)
             self.optim_config, self.sam_accumulation, self.counts, self.sampler_kind = optim_config, sam_accumulation, counts, sampler
+            self.upsample_until, self.loss_weights, self.weights_active = upsample_until, None, False
+            if upsample_weighting == "importance":
+                import torch
+                from sbnb.upsample import importance_weights
+                self.loss_weights, self.weights_active = torch.tensor(importance_weights(counts), dtype=torch.float32), True
             self.cost = {"forward_passes": 0, "backward_passes": 0, "tokens": 0, "loss_tokens": 0, "examples": 0,
                          "micro_batches": 0}
             self._stash: list = []
@@ -125,9 +134,29 @@ def trainer_class():
                 self._stash = []
             return loss
 
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            rows = inputs.pop("row", None)  # dataset positions, for per-example loss weights
+            if rows is None or self.loss_weights is None or not self.weights_active:
+                return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+            import torch.nn.functional as F
+            labels = inputs.pop("labels")
+            outputs = model(**inputs)
+            tgt = labels[:, 1:]                                                        # (B, T-1): token t+1 at position t
+            ce = F.cross_entropy(outputs.logits[:, :-1].float().transpose(1, 2), tgt, ignore_index=-100, reduction="none")  # (B, T-1)
+            w = self.loss_weights.to(ce.device)[rows.to(ce.device)][:, None]           # (B, 1)
+            n = num_items_in_batch if num_items_in_batch is not None else (tgt != -100).sum()
+            loss = (ce * w).sum() / n                                                  # as the mean token loss, each example weighted
+            return (loss, outputs) if return_outputs else loss
+
         def _get_train_sampler(self, train_dataset=None):
             if self.counts is None: return super()._get_train_sampler(train_dataset)
             import torch
+            if self.upsample_until is not None:
+                from sbnb.upsample import ScheduledSampler, upsample_schedule_callback
+                sampler = ScheduledSampler(self.counts, seed=self.args.seed)
+                self.add_callback(upsample_schedule_callback(sampler, self.upsample_until,
+                                                             on_switch=lambda: setattr(self, "weights_active", False)))
+                return sampler
             if self.sampler_kind == "repeat":
                 from sbnb.upsample import RepeatSampler
                 return RepeatSampler(self.counts, seed=self.args.seed)  # fractional counts are refused there, never truncated
@@ -192,9 +221,13 @@ def training_arguments(cfg: TrainConfig, out: str | Path | None = None):
 def build_trainer(cfg: TrainConfig, model, tokenizer, data: Sequence[dict], counts: Sequence[float] | None = None,
                   callbacks: Sequence = (), out: str | Path | None = None):
     "`SbnbTrainer` for a run: `training_arguments(cfg)`, the collator, `cfg.optim`, the repeat-count sampler and `callbacks`."
+    if (cfg.upsample_until is not None or cfg.upsample_weighting != "none") and counts is None:
+        raise SbnbError("upsample_until / upsample_weighting need per-row repeat counts (--weights, from `sbnb upsample --mode weights`)")
+    if cfg.upsample_weighting == "importance": data = [dict(f, row=i) for i, f in enumerate(data)]  # rows -> their loss weights
     return trainer_class()(model=model, args=training_arguments(cfg, out), train_dataset=data,
                            data_collator=Collator(tokenizer.pad_token_id), processing_class=tokenizer, optim_config=cfg.optim,
-                           sam_accumulation=cfg.sam_accumulation, counts=counts, sampler=cfg.sampler, callbacks=list(callbacks))
+                           sam_accumulation=cfg.sam_accumulation, counts=counts, sampler=cfg.sampler,
+                           upsample_until=cfg.upsample_until, upsample_weighting=cfg.upsample_weighting, callbacks=list(callbacks))
 
 def train(cfg: TrainConfig, rows: Sequence[dict] | None = None, counts: Sequence[float] | None = None,
           callbacks: Sequence | None = None) -> Path:
@@ -246,13 +279,14 @@ def train(cfg: TrainConfig, rows: Sequence[dict] | None = None, counts: Sequence
         rec.record["cost"] = cost
     return out
 
-# %% ../nbs/30_train.ipynb #c032
+# %% ../nbs/30_train.ipynb #c034
 def _train_cmd(args) -> int:
     cfg = TrainConfig.load(args.config, args.set or ())
     flags = {"model": args.model, "data": args.data, "out": args.out, "tokenizer": args.tokenizer,
              "max_steps": args.max_steps, "epochs": args.epochs, "save_steps": args.save_steps, "seed": args.seed,
              "batch_size": args.batch_size, "grad_accum": args.grad_accum, "max_length": args.max_length,
-             "resume": args.resume, "init": args.init, "weights": args.weights,
+             "resume": args.resume, "init": args.init, "weights": args.weights, "upsample_until": args.upsample_until,
+             "upsample_weighting": args.upsample_weighting,
              "optim.name": args.optimizer, "optim.base": args.base, "optim.lr": args.lr, "optim.rho": args.rho}
     if args.lora: flags["lora"] = True
     if args.truncate: flags["truncate"] = True
@@ -300,6 +334,10 @@ def add_cli(sub, common) -> None:
     p.add_argument("--init", default=None, choices=["auto", "pretrained", "random"],
                    help=f"pretrained (hub weights) or random (shipped config); auto = pretrained for real models, random for tiny ones (default {d.init})")
     p.add_argument("--weights", default=None, help="per-row repeat counts: the .json file of `sbnb upsample --mode weights`")
+    p.add_argument("--upsample-until", type=int, default=None, help="with --weights: the upsampled distribution for the first "
+                   "N optimizer steps, then the original one (default: never switch)")
+    p.add_argument("--upsample-weighting", default=None, choices=["none", "importance"], help="with --weights: importance "
+                   f"weights each row's loss by (mean count / its count), so the expected gradient is the original's (default {d.upsample_weighting})")
     p.add_argument("--resume", default=None, help="checkpoint folder, or 'last' for the newest in --out")
     p.add_argument("--config", default=None, help="YAML/JSON file of TrainConfig fields")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a TrainConfig field (repeatable), e.g. optim.rho=0.1")

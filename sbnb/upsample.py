@@ -14,8 +14,9 @@ from .select import (UpsampleConfig, SourceReport, Selection, select, trajectory
                          planted_trajectories, random_selection, small_sources_only)
 
 # %% auto #0
-__all__ = ['check_coverage', 'upsample', 'upsample_report', 'whole_counts', 'repeat_indices', 'RepeatSampler', 'write_weights',
-           'read_weights', 'plot_selection', 'write_report', 'add_cli']
+__all__ = ['check_coverage', 'upsample', 'upsample_report', 'whole_counts', 'repeat_indices', 'RepeatSampler',
+           'importance_weights', 'ScheduledSampler', 'upsample_schedule_callback', 'write_weights', 'read_weights',
+           'plot_selection', 'write_report', 'add_cli']
 
 # %% ../nbs/24_upsample.ipynb #c007
 def check_coverage(rows: Sequence[dict], selection: Selection, where: str = "data", lines: Sequence[int] | None = None) -> None:
@@ -100,6 +101,45 @@ class RepeatSampler:
         return iter(self.idx[order].tolist())
 
 # %% ../nbs/24_upsample.ipynb #c016
+def importance_weights(counts: Sequence[float]) -> list[float]:
+    "Loss weights w_i = (Σc/n)/c_i that undo repeat counts in expectation (sampling ∝ c_i, weighted by w_i = the original distribution's gradient)."
+    c = [float(x) for x in whole_counts(counts)]
+    return [sum(c) / len(c) / x for x in c]
+
+class ScheduledSampler:
+    "Epochs of a fixed length drawn from a stream of shuffled permutations of the repeat counts; `switch(counts)` changes them mid-training."
+    def __init__(self, counts: Sequence[int], seed: int = 0):
+        self.counts, self.length, self.seed = whole_counts(counts), int(sum(whole_counts(counts))), seed
+        self.rng, self.buf, self.epoch, self.switches = np.random.default_rng(seed), [], 0, []
+    def __len__(self) -> int: return self.length
+    def set_epoch(self, epoch: int) -> None: self.epoch = epoch
+    def switch(self, counts: Sequence[int]) -> None:
+        "From the next index on, draw from `counts` (the rest of the current permutation is dropped)."
+        self.counts, self.buf = whole_counts(counts), []
+        self.switches.append(len(self.switches))
+    def __iter__(self):
+        for _ in range(self.length):
+            if not self.buf:
+                idx = np.asarray(repeat_indices(self.counts))
+                self.buf = idx[self.rng.permutation(len(idx))].tolist()[::-1]  # popped from the end: permutation order
+            yield int(self.buf.pop())
+
+def upsample_schedule_callback(sampler: ScheduledSampler, until: int, on_switch: Callable | None = None):
+    "A `transformers.TrainerCallback` that switches `sampler` to the original distribution (all counts 1) after optimizer step `until`."
+    from transformers import TrainerCallback
+    if until < 0: raise SbnbError(f"upsample_until must be >= 0, got {until}")
+    class UpsampleSchedule(TrainerCallback):
+        "Upsampled distribution for the first `until` steps, then the original one."
+        def on_train_begin(self, args, state, control, **kw):
+            if until == 0 and not sampler.switches: self._switch()
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step == until and not sampler.switches: self._switch()
+        def _switch(self):
+            sampler.switch([1] * len(sampler.counts))
+            if on_switch is not None: on_switch()
+    return UpsampleSchedule()
+
+# %% ../nbs/24_upsample.ipynb #c019
 def write_weights(path: str | Path, rows: Sequence[dict], counts: Sequence[float], **meta) -> Path:
     "Write per-row repeat counts with their ids as `{\"ids\", \"counts\", ...meta}` JSON."
     if len(rows) != len(counts): raise SbnbError(f"{path}: {len(counts)} counts for {len(rows)} rows")
@@ -123,7 +163,7 @@ def read_weights(path: str | Path, rows: Sequence[dict]) -> list[float]:
     if extra: raise SbnbError(f"{path}: id {sorted(extra)[0]!r} is not in the data")
     return [by[str(r["id"])] for r in rows]
 
-# %% ../nbs/24_upsample.ipynb #c019
+# %% ../nbs/24_upsample.ipynb #c022
 def plot_selection(selection: Selection, path: str | Path | None = None):
     "Mean loss curves per source: chosen cluster vs the other(s) (small sources: the whole source)."
     srcs = list(selection.sources.values())
@@ -167,7 +207,7 @@ def write_report(selection: Selection, out_dir: str | Path, stats: dict | None =
     plot_selection(selection, out/"curves.png")
     return out
 
-# %% ../nbs/24_upsample.ipynb #c022
+# %% ../nbs/24_upsample.ipynb #c025
 def _upsample_cmd(args) -> int:
     cfg = UpsampleConfig(factor=args.factor, features=args.features, first=args.first, k=args.k, seed=args.seed,
                          rule=args.rule, mode=args.mode)
