@@ -10,17 +10,19 @@ from .core import Config, SbnbError, HelpFormatter, choices, write_json, run_rec
 from .select import select, UpsampleConfig
 
 # %% auto #0
-__all__ = ['SB_MEASURES', 'as_lambdas', 'sample_prompts', 'prompt_matrix', 'head_matrices', 'mhlsa_forward', 'effective_gamma',
-           'predict', 'moment_s', 'population_loss', 'population_grad', 'mc_loss', 'gamma_star', 'head_grads',
-           'Population', 'Pool', 'pool_optimum', 'init_heads', 'train_heads', 'half_learn_steps', 'loss_time',
-           'hard_at_easy', 'sb_measures', 'error_at_budgets', 'paired_difference', 'compare_runs', 'curve_comparison',
-           'make_pool', 'select_late_learned', 'upsampled_query_cov', 'SimConfig', 'simulate', 'add_cli']
+__all__ = ['SB_MEASURES', 'TEST_TOL', 'as_lambdas', 'sample_prompts', 'prompt_matrix', 'head_matrices', 'mhlsa_forward',
+           'effective_gamma', 'predict', 'moment_s', 'population_loss', 'population_grad', 'mc_loss', 'gamma_star',
+           'head_grads', 'Population', 'Pool', 'pool_optimum', 'init_heads', 'train_heads', 'half_learn_steps',
+           'loss_time', 'hard_at_easy', 'sb_measures', 'error_at_budgets', 'paired_difference', 'compare_runs',
+           'curve_comparison', 'make_pool', 'select_late_learned', 'upsampled_query_cov', 'SimConfig', 'simulate',
+           'add_cli']
 
 # %% ../nbs/10_theory.ipynb #c005
 def as_lambdas(spectrum) -> "torch.Tensor":
     "The spectrum as a float64 tensor, checked: a non-empty list of positive numbers."
     import torch
-    lam = torch.as_tensor([float(s) for s in spectrum], dtype=torch.float64)
+    if isinstance(spectrum, torch.Tensor): lam = spectrum.detach().to(torch.float64).reshape(-1)   # fast path: called every step
+    else: lam = torch.as_tensor([float(s) for s in spectrum], dtype=torch.float64)
     if lam.numel() == 0 or not bool(torch.all(lam > 0)) or not bool(torch.all(torch.isfinite(lam))):
         raise SbnbError(f"spectrum must be a non-empty list of positive numbers, got {list(spectrum)}")
     return lam
@@ -136,8 +138,11 @@ class Population:
         return (b["y"].unsqueeze(-1) * b["x"]).mean(-2), b["xq"], b["yq"]
     def loss_grad(self, gamma, data) -> tuple:
         "Loss per seed (S,) and ∇_Γ (S, d, d)."
-        if data is None:
-            return population_loss(gamma, self.lam, self.N, self.noise), population_grad(gamma, self.lam, self.N, self.noise)
+        import torch
+        if data is None:                                                     # population_loss / population_grad, constants cached
+            if not hasattr(self, "_s"): self._s, self._l2 = moment_s(self.lam, self.N, self.noise), torch.diag(self.lam**2)
+            lg = self.lam[:, None] * gamma * self._s                         # ΛΓS
+            return (lg * gamma).sum((-1, -2)) - 2 * (self.lam**2 * gamma.diagonal(dim1=-2, dim2=-1)).sum(-1) + self.lam.sum() + self.noise**2, 2 * lg - 2 * self._l2
         return _sq_loss_grad(gamma, *data[:3], data[3] if len(data) > 3 else None)
 
 def _sq_loss_grad(gamma, m, xq, yq, weights) -> tuple:
@@ -148,11 +153,12 @@ def _sq_loss_grad(gamma, m, xq, yq, weights) -> tuple:
     return (wr * r).sum(-1), 2 * torch.einsum("sb,sbi,sbj->sij", wr, xq, m)
 
 class Pool:
-    "A fixed pool of prompts (S, P, ·) trained on with repeat counts c (sampling ∝ c), loss weighting and an optional switch back to uniform."
-    def __init__(self, m, xq, yq, counts=None, weighting: str = "none", until: int | None = None, batch: int = 0, generator=None):
+    "A fixed pool of prompts (S, P, ·) trained on with repeat counts c (sampling ∝ c) and loss weighting for steps in [start, until), else uniformly."
+    def __init__(self, m, xq, yq, counts=None, weighting: str = "none", until: int | None = None, batch: int = 0, generator=None,
+                 start: int = 0):
         import torch
         if weighting not in ("none", "importance"): raise SbnbError(f"weighting must be 'none' or 'importance', got {weighting!r}")
-        self.m, self.xq, self.yq, self.until, self.batch, self.gen = m, xq, yq, until, batch, generator
+        self.m, self.xq, self.yq, self.until, self.batch, self.gen, self.start = m, xq, yq, until, batch, generator, start
         c = torch.ones_like(yq) if counts is None else torch.as_tensor(counts, dtype=yq.dtype).expand_as(yq)
         if not bool((c > 0).all()): raise SbnbError("repeat counts must be positive")
         self.counts = c                                                      # (S, P)
@@ -161,8 +167,8 @@ class Pool:
         self.weights = self.q * self.loss_weights                            # objective weights π_j while upsampled
         self._moments = {}
     def phase(self, step: int) -> str:
-        "'up' (the upsampled distribution) before step `until`, 'orig' (uniform) from it on."
-        return "up" if self.until is None or step < self.until else "orig"
+        "'up' (the upsampled distribution) for `start` ≤ step < `until`, else 'orig' (uniform)."
+        return "up" if step >= self.start and (self.until is None or step < self.until) else "orig"
     def pi(self, phase: str = "up") -> "torch.Tensor":
         "The objective weights π (S, P) of a phase (sum to 1 per seed)."
         import torch
@@ -242,10 +248,12 @@ def train_heads(v, A, objective, steps: int, lr: float, optimizer: str = "gd", r
     prog = torch.empty(S, steps + 1, gs.numel(), dtype=torch.float64)
     pop = torch.empty(S, steps + 1, dtype=torch.float64); trn = torch.empty(S, steps, dtype=torch.float64)
     per_ex, ckpt = [], set(checkpoints)
+    lam = as_lambdas(lambdas); s_ = moment_s(lam, context, noise); c0 = lam.sum() + noise**2
     def record(t):
         gam = gamma_of(v, A)
-        prog[:, t] = gam.diagonal(dim1=-2, dim2=-1) / gs
-        pop[:, t] = population_loss(gam, lambdas, context, noise)
+        dg = gam.diagonal(dim1=-2, dim2=-1)
+        prog[:, t] = dg / gs
+        pop[:, t] = (lam[:, None] * gam**2 * s_).sum((-1, -2)) - 2 * (lam**2 * dg).sum(-1) + c0   # population_loss, inlined
         if t in ckpt: per_ex.append(objective.per_example(gam))
     def grads(v, A, data):
         loss, G = objective.loss_grad(gamma_of(v, A), data)
@@ -324,15 +332,18 @@ def error_at_budgets(loss, budgets) -> dict:
     return {str(b): loss[:, b].tolist() for b in sorted(set(int(b) for b in budgets)) if 0 <= b < loss.shape[1]}
 
 # %% ../nbs/10_theory.ipynb #c039
-def paired_difference(a, b, level: float = 0.95) -> dict:
-    "Mean per-seed difference a - b (pairs with a None dropped), its t-interval half-width, n and a verdict: lower / higher / not distinguishable from noise."
+TEST_TOL = 1e-3   # test-error differences whose whole interval lies within ±TEST_TOL are "equal" (0.04% of L* on the default task)
+
+def paired_difference(a, b, level: float = 0.95, tol: float = 0.0) -> dict:
+    "Mean per-seed difference a - b (pairs with a None dropped), its t-interval half-width, n and a verdict: lower / higher / equal (within `tol`) / not distinguishable from noise."
     import numpy as np
     from scipy import stats
     pairs = [(float(x), float(y)) for x, y in zip(a, b) if x is not None and y is not None and math.isfinite(x) and math.isfinite(y)]
     if len(pairs) < 2: return dict(diff=None, ci=None, n=len(pairs), verdict="n/a")
     d = np.array([x - y for x, y in pairs])
     half = float(stats.t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d)))
-    verdict = "lower" if d.mean() + half < 0 else "higher" if d.mean() - half > 0 else "not distinguishable from noise"
+    if abs(d.mean()) + half <= tol: verdict = "equal"
+    else: verdict = "lower" if d.mean() + half < 0 else "higher" if d.mean() - half > 0 else "not distinguishable from noise"
     return dict(diff=float(d.mean()), ci=half, n=len(d), verdict=verdict)
 
 def compare_runs(lever: dict, base: dict) -> dict:
@@ -348,7 +359,7 @@ def compare_runs(lever: dict, base: dict) -> dict:
     if lever["seeds"][0].get("fixed_point_test_error") is not None and base["seeds"][0].get("fixed_point_test_error") is not None:
         tests["test_error@convergence"] = (col(lever, "fixed_point_test_error"), col(base, "fixed_point_test_error"))
     for k, (a, b) in tests.items():
-        r = paired_difference(a, b)
+        r = paired_difference(a, b, tol=TEST_TOL)
         r["verdict"] = {"lower": "better", "higher": "worse"}.get(r["verdict"], r["verdict"])
         out[k] = r
     return out
@@ -359,7 +370,7 @@ def curve_comparison(lever: dict, base: dict) -> dict:
     steps = lever["log_steps"]
     if steps != base["log_steps"]: raise SbnbError("curve_comparison needs runs logged at the same steps")
     La, Lb = (np.array([s["loss"] for s in r["seeds"]]) for r in (lever, base))   # (S, T)
-    cmp = [paired_difference(La[:, i], Lb[:, i]) for i in range(len(steps))]
+    cmp = [paired_difference(La[:, i], Lb[:, i], tol=TEST_TOL) for i in range(len(steps))]
     ahead = [c["verdict"] == "lower" for c in cmp]; behind = [c["verdict"] == "higher" for c in cmp]
     k = len(steps)
     while k > 0 and behind[k - 1]: k -= 1
@@ -423,6 +434,7 @@ class SimConfig(Config):
     upsample: str = "none"             # none | profiled | oracle
     factor: int = 2                    # upsampled prompts' repeat count
     upsample_until: int | None = None  # train on the upsampled distribution for the first N steps, then on the original; None: never switch
+    upsample_from: int = 0             # train on the original distribution for the first M steps, then upsample (until upsample_until)
     upsample_weighting: Literal["none", "importance"] = "none"   # importance: loss weight c̄/c_j, so the expected gradient is the original one
     pool: int = 0                      # finite pool size; 0: none, or 1024 when upsampling
     lean: float = 0.8                  # how strongly pool prompts lean towards their direction
@@ -449,10 +461,13 @@ class SimConfig(Config):
         if self.profile_points < 2: raise SbnbError(f"profile_points must be at least 2, got {self.profile_points}")
         if self.batch < 0 or self.pool < 0: raise SbnbError("batch and pool must be non-negative")
         if not 0 <= self.lean < 1: raise SbnbError(f"lean must be in [0, 1), got {self.lean}")
-        if self.upsample == "none" and (self.upsample_until is not None or self.upsample_weighting != "none"):
-            raise SbnbError("upsample_until and upsample_weighting need upsampling (upsample = profiled or oracle)")
+        if self.upsample == "none" and (self.upsample_until is not None or self.upsample_weighting != "none" or self.upsample_from):
+            raise SbnbError("upsample_until, upsample_from and upsample_weighting need upsampling (upsample = profiled or oracle)")
         if self.upsample_until is not None and self.upsample_until < 0:
             raise SbnbError(f"upsample_until must be a non-negative number of steps, got {self.upsample_until}")
+        if self.upsample_from < 0: raise SbnbError(f"upsample_from must be a non-negative number of steps, got {self.upsample_from}")
+        if self.upsample_until is not None and self.upsample_from >= self.upsample_until:
+            raise SbnbError(f"upsample_from ({self.upsample_from}) must be before upsample_until ({self.upsample_until})")
         if any(b < 1 for b in self.budgets): raise SbnbError(f"budgets must be positive step counts, got {list(self.budgets)}")
 
     @property
@@ -493,8 +508,9 @@ def simulate(cfg: SimConfig | None = None, show_progress: bool = False, curves: 
     if cfg.pool_size:
         base, groups = make_pool(S, cfg.pool_size, lam, N, cfg.noise, cfg.lean, gen)
         W = _selection_counts(cfg, v, A, base, groups, lam, info) if cfg.upsample != "none" else None
-        obj = Pool(base.m, base.xq, base.yq, W, cfg.upsample_weighting, cfg.upsample_until, cfg.batch, gen)
-        if cfg.upsample != "none": info["upsampled_steps"] = cfg.steps if cfg.upsample_until is None else min(cfg.upsample_until, cfg.steps)
+        obj = Pool(base.m, base.xq, base.yq, W, cfg.upsample_weighting, cfg.upsample_until, cfg.batch, gen, cfg.upsample_from)
+        if cfg.upsample != "none":
+            info["upsampled_steps"] = max(0, min(cfg.steps if cfg.upsample_until is None else cfg.upsample_until, cfg.steps) - cfg.upsample_from)
     else: obj = Population(lam, N, cfg.noise, cfg.batch, S, gen)
     t0 = time.time()
     r = train_heads(v, A, obj, cfg.steps, cfg.lr, cfg.optimizer, cfg.rho, cfg.perturbation == "normalized",
@@ -545,7 +561,7 @@ _FLAGS = {  # flag -> (SimConfig field, help)
     "--optimizer": ("optimizer", "gd (gradient descent) or sam (sharpness-aware minimization)"),
     "--rho": ("rho", "SAM perturbation radius ρ (ignored by gd); SAM stalls at the origin from ρ ≈ 0.0075 with the default init"),
     "--perturbation": ("perturbation", "SAM ascent step: normalized (ρ g/‖g‖) or unnormalized (ρ g)"),
-    "--lr": ("lr", "learning rate (GD diverges from about 0.04 on the default task; a diverged run is an error)"),
+    "--lr": ("lr", "learning rate (GD diverges from about 0.04 with spectrum 4,4,1,1; a diverged run is an error)"),
     "--steps": ("steps", "training steps"),
     "--seeds": ("seeds", "number of seeds, run at once (batched)"),
     "--seed": ("seed", "base random seed"),
@@ -559,6 +575,7 @@ _FLAGS = {  # flag -> (SimConfig field, help)
     "--factor": ("factor", "repeat count (number of copies) of upsampled prompts"),
     "--upsample-until": ("upsample_until", "train on the upsampled distribution for the first N steps, then on the original "
                                            "one (default: never switch)"),
+    "--upsample-from": ("upsample_from", "train on the original distribution for the first M steps before upsampling (a warm-up)"),
     "--upsample-weighting": ("upsample_weighting", "none (plain upsampling) or importance (the loss of a prompt repeated c times "
                                                    "is weighted by mean(c)/c, so the expected gradient is the original one)"),
     "--pool": ("pool", "finite training pool size; 0 = train on the population, or a pool of 1024 when upsampling"),
@@ -600,7 +617,8 @@ def _summary(res: dict, out: str) -> str:
     "The one-line summary `sbnb simulate` prints: every SB measure and the test error at each budget, mean ± std over seeds."
     cfg, sb = res["config"], res["sb"]
     f = lambda a, p=2: "n/a" if a["mean"] is None else f"{a['mean']:.{p}f} ± {a['std']:.{p}f}"
-    up = cfg["upsample"] + ("" if cfg["upsample_until"] is None else f" until {cfg['upsample_until']}") + \
+    up = cfg["upsample"] + (f" from {cfg['upsample_from']}" if cfg["upsample_from"] else "") + \
+         ("" if cfg["upsample_until"] is None else f" until {cfg['upsample_until']}") + \
          (" importance" if cfg["upsample_weighting"] == "importance" else "")
     n = sb["ratio_steps"]["n"]
     te = " ".join(f"@{b} {f(a, 4)}" for b, a in res["test_error_at"].items())
