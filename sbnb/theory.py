@@ -522,7 +522,7 @@ def simulate(cfg: SimConfig | None = None, show_progress: bool = False, curves: 
     err = _gamma_rel_error(r["gamma"], gs)
     at = error_at_budgets(r["loss"], (*cfg.budgets, cfg.steps))
     fp_err = fp_rel = None
-    if cfg.pool_size:                                                        # where the objective in force at the end leads
+    if cfg.pool_size and cfg.optimizer == "gd":                              # where GD on the objective in force at the end converges
         fp = pool_optimum(obj, obj.phase(cfg.steps - 1))
         fp_err, fp_rel = population_loss(fp, lam, N, cfg.noise).tolist(), _gamma_rel_error(fp, gs).tolist()
     keep = list(range(0, cfg.steps + 1, cfg.log_every))
@@ -561,7 +561,7 @@ _FLAGS = {  # flag -> (SimConfig field, help)
     "--optimizer": ("optimizer", "gd (gradient descent) or sam (sharpness-aware minimization)"),
     "--rho": ("rho", "SAM perturbation radius ρ (ignored by gd); SAM stalls at the origin from ρ ≈ 0.0075 with the default init"),
     "--perturbation": ("perturbation", "SAM ascent step: normalized (ρ g/‖g‖) or unnormalized (ρ g)"),
-    "--lr": ("lr", "learning rate (GD diverges from about 0.04 with spectrum 4,4,1,1; a diverged run is an error)"),
+    "--lr": ("lr", "learning rate (GD diverges from about 0.035 with spectrum 4,4,1,1; a diverged run is an error)"),
     "--steps": ("steps", "training steps"),
     "--seeds": ("seeds", "number of seeds, run at once (batched)"),
     "--seed": ("seed", "base random seed"),
