@@ -575,7 +575,7 @@ _FLAGS = {  # flag -> (SimConfig field, help)
     "--factor": ("factor", "repeat count (number of copies) of upsampled prompts"),
     "--upsample-until": ("upsample_until", "train on the upsampled distribution for the first N steps, then on the original "
                                            "one (default: never switch)"),
-    "--upsample-from": ("upsample_from", "train on the original distribution for the first M steps before upsampling (a warm-up)"),
+    "--upsample-from": ("upsample_from", "train on the original distribution for the first M steps before upsampling (a warm-up; default: 0)"),
     "--upsample-weighting": ("upsample_weighting", "none (plain upsampling) or importance (the loss of a prompt repeated c times "
                                                    "is weighted by mean(c)/c, so the expected gradient is the original one)"),
     "--pool": ("pool", "finite training pool size; 0 = train on the population, or a pool of 1024 when upsampling"),
@@ -586,11 +586,11 @@ _FLAGS = {  # flag -> (SimConfig field, help)
     "--budgets": ("budgets", "comma-separated step budgets at which the test error is reported (the last step is always reported)"),
 }
 
-_EXAMPLES = """examples (times on one CPU core):
-  sbnb simulate --out gd.json                                # GD, 4 seeds, 2000 steps on the population loss (~3 s)
+_EXAMPLES = """examples (wall times on one CPU core, start-up included):
+  sbnb simulate --out gd.json                                # GD, 4 seeds, 2000 steps on the population loss (~5 s)
   sbnb simulate --optimizer sam --rho 0.005 --out sam.json   # the same with SAM (~6 s)
   sbnb simulate --upsample profiled --upsample-until 300 --out sched.json
-                            # finite pool of 1024, late-learned prompts ×2 for 300 steps, then the original (~5 s)"""
+                            # finite pool of 1024, late-learned prompts ×2 for 300 steps, then the original (~10 s)"""
 
 def add_cli(sub, common) -> None:
     "Subcommands of this module: `sbnb simulate`."
