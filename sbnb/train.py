@@ -49,6 +49,7 @@ class TrainConfig(Config):
     save_steps: int = 500            # a checkpoint every N steps; 0: none
     save_total_limit: int | None = None
     save_model: bool = True          # write the final model and tokenizer into out
+    progress: bool = True            # progress bar and loss log on the terminal
     logging_steps: int = 10
     bf16: bool | None = None         # None: on iff a CUDA GPU supports it
     gradient_checkpointing: bool | None = None  # None: on iff a CUDA GPU is present
@@ -72,8 +73,9 @@ def trainer_class():
         "HF Trainer with sbnb's optimizers (SAM's two passes in `training_step`), repeat-count sampling and a cost count."
         def __init__(self, *a, optim_config: OptimConfig = OptimConfig(), sam_accumulation: str = "full_batch",
                      counts: Sequence[float] | None = None, sampler: str = "repeat", upsample_until: int | None = None,
-                     upsample_weighting: str = "none", **kw):
+                     upsample_weighting: str = "none", train_sampler=None, **kw):
             super().__init__(*a, **kw)
+            self.train_sampler = train_sampler  # a ready sampler (e.g. one a callback switches), used as it is
             self.optim_config, self.sam_accumulation, self.counts, self.sampler_kind = optim_config, sam_accumulation, counts, sampler
             self.upsample_until, self.loss_weights, self.weights_active = upsample_until, None, False
             if upsample_weighting == "importance":
@@ -149,6 +151,7 @@ def trainer_class():
             return (loss, outputs) if return_outputs else loss
 
         def _get_train_sampler(self, train_dataset=None):
+            if self.train_sampler is not None: return self.train_sampler
             if self.counts is None: return super()._get_train_sampler(train_dataset)
             import torch
             if self.upsample_until is not None:
@@ -215,23 +218,27 @@ def training_arguments(cfg: TrainConfig, out: str | Path | None = None):
         logging_steps=cfg.logging_steps, save_strategy="steps" if cfg.save_steps > 0 else "no", save_steps=max(1, cfg.save_steps),
         save_total_limit=cfg.save_total_limit, seed=cfg.seed, data_seed=cfg.seed, bf16=bf16,
         activation_checkpointing=gc, activation_checkpointing_kwargs={"use_reentrant": False} if gc else None,
-        report_to="none", disable_tqdm=os.environ.get("SBNB_PROGRESS", "1") == "0",
+        report_to="none", disable_tqdm=not cfg.progress or os.environ.get("SBNB_PROGRESS", "1") == "0",
         remove_unused_columns=False, use_cpu=not gpu, dataloader_num_workers=0)
 
 def build_trainer(cfg: TrainConfig, model, tokenizer, data: Sequence[dict], counts: Sequence[float] | None = None,
-                  callbacks: Sequence = (), out: str | Path | None = None):
-    "`SbnbTrainer` for a run: `training_arguments(cfg)`, the collator, `cfg.optim`, the repeat-count sampler and `callbacks`."
+                  callbacks: Sequence = (), out: str | Path | None = None, sampler=None):
+    "`SbnbTrainer` for a run: `training_arguments(cfg)`, the collator, `cfg.optim`, the repeat-count sampler (or `sampler`) and `callbacks`."
     if (cfg.upsample_until is not None or cfg.upsample_weighting != "none") and counts is None:
         raise SbnbError("upsample_until / upsample_weighting need per-row repeat counts (--weights, from `sbnb upsample --mode weights`)")
     if cfg.upsample_weighting == "importance": data = [dict(f, row=i) for i, f in enumerate(data)]  # rows -> their loss weights
-    return trainer_class()(model=model, args=training_arguments(cfg, out), train_dataset=data,
-                           data_collator=Collator(tokenizer.pad_token_id), processing_class=tokenizer, optim_config=cfg.optim,
-                           sam_accumulation=cfg.sam_accumulation, counts=counts, sampler=cfg.sampler,
-                           upsample_until=cfg.upsample_until, upsample_weighting=cfg.upsample_weighting, callbacks=list(callbacks))
+    t = trainer_class()(model=model, args=training_arguments(cfg, out), train_dataset=data,
+                        data_collator=Collator(tokenizer.pad_token_id), processing_class=tokenizer, optim_config=cfg.optim,
+                        sam_accumulation=cfg.sam_accumulation, counts=counts, sampler=cfg.sampler, train_sampler=sampler,
+                        upsample_until=cfg.upsample_until, upsample_weighting=cfg.upsample_weighting, callbacks=list(callbacks))
+    if not cfg.progress:
+        from transformers.trainer_callback import PrinterCallback, ProgressCallback
+        t.remove_callback(PrinterCallback); t.remove_callback(ProgressCallback)
+    return t
 
 def train(cfg: TrainConfig, rows: Sequence[dict] | None = None, counts: Sequence[float] | None = None,
-          callbacks: Sequence | None = None) -> Path:
-    "Fine-tune `cfg.model` on `cfg.data` (or `rows`) with `cfg.optim`; returns the run directory."
+          callbacks: Sequence | None = None, sampler=None, model_kwargs: dict | None = None) -> Path:
+    "Fine-tune `cfg.model` on `cfg.data` (or `rows`) with `cfg.optim`; returns the run directory. `model_kwargs` reshape a model built from config."
     import torch
     out = Path(cfg.out)
     seed_everything(cfg.seed)
@@ -250,7 +257,7 @@ def train(cfg: TrainConfig, rows: Sequence[dict] | None = None, counts: Sequence
     tok = load_tokenizer(cfg.model, cfg.tokenizer, cfg.data or None)
     style = cfg.prompt_style or (MODELS[cfg.model].prompt_style if cfg.model in MODELS else "alpaca")
     data, truncated = tokenize_rows(rows, tok, cfg.max_length, style, truncate=cfg.truncate)
-    model = load_model(cfg.model, tok, cfg.init)
+    model = load_model(cfg.model, tok, cfg.init, **(model_kwargs or {}))
     out.mkdir(parents=True, exist_ok=True)
     with (RunRecord(out, cfg, cfg.seed) if main else contextlib.nullcontext(None)) as rec:  # files from rank 0 only
         if main: write_json(out/"train_config.json", cfg.to_dict())
@@ -260,7 +267,7 @@ def train(cfg: TrainConfig, rows: Sequence[dict] | None = None, counts: Sequence
             targets = list(cfg.lora_targets or (MODELS[cfg.model].lora_targets if cfg.model in MODELS else ("q_proj", "v_proj")))
             model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                                                      target_modules=targets, task_type="CAUSAL_LM"))
-        trainer = build_trainer(cfg, model, tok, data, counts, callbacks or (), out)
+        trainer = build_trainer(cfg, model, tok, data, counts, callbacks or (), out, sampler=sampler)
         if gpu: torch.cuda.reset_peak_memory_stats()
         t0 = time.perf_counter()
         result = trainer.train(resume_from_checkpoint=resume)

@@ -8,7 +8,7 @@ import argparse, copy, dataclasses, hashlib, json, math
 from pathlib import Path
 from typing import Any, Callable, Iterable, Literal, Sequence
 import numpy as np
-from .core import (SbnbError, atomic_write, write_json, run_record, read_table_lines, write_table, check_rows,
+from .core import (SbnbError, atomic_write, write_json, run_record, read_table_lines, write_table, check_rows, write_record_beside,
                        check_outputs, choices as _choices, HelpFormatter as _HelpFormatter)
 from .select import (UpsampleConfig, SourceReport, Selection, select, trajectory_features, remaining_fraction,
                          planted_trajectories, random_selection, small_sources_only)
@@ -215,7 +215,7 @@ def _upsample_cmd(args) -> int:
     if cfg.mode == "weights" and out.suffix != ".json": raise SbnbError(f"--out {out}: --mode weights writes a .json weights file")
     if cfg.mode != "weights" and out.suffix not in (".jsonl", ".parquet"):
         raise SbnbError(f"--out {out}: unknown table format {out.suffix or '(no extension)'!r}; use .jsonl or .parquet")
-    check_outputs([out, f"{out}.meta.json", args.report], [args.data, args.trajectories])
+    check_outputs([out, f"{out}.meta.json", out.parent/"run.json", args.report], [args.data, args.trajectories])
     pairs = read_table_lines(args.data)
     data, lines = [r for _, r in pairs], [i for i, _ in pairs]
     sel = select(args.trajectories, cfg)
@@ -225,8 +225,10 @@ def _upsample_cmd(args) -> int:
     rows, stats = upsample_report(data, sel, augment, where=str(args.data), lines=lines)
     if cfg.mode == "weights": write_weights(out, data, rows, factor=cfg.factor)
     else: write_table(rows, out)
-    write_json(f"{out}.meta.json", run_record(cfg, cfg.seed, data=str(args.data), trajectories=str(args.trajectories),
-                                              out=str(out), stats=stats, counts=sel.counts()))
+    rec = run_record(cfg, cfg.seed, data=str(args.data), trajectories=str(args.trajectories), out=str(out), stats=stats,
+                     counts=sel.counts())
+    write_json(f"{out}.meta.json", rec)
+    write_record_beside(out, rec)
     if args.report: write_report(sel, args.report, stats)
     print(sel.summary())
     print(f"{stats['rows_in']} rows -> {stats['rows_out']} rows ({stats['selected']} selected, x{cfg.factor}); wrote {out}")
@@ -247,7 +249,7 @@ def add_cli(sub, common) -> None:
     p.add_argument("--data", required=True, help="JSONL or Parquet table with at least `id` and `source` per row")
     p.add_argument("--trajectories", required=True, help="trajectories {id, source, losses} from `sbnb profile`")
     p.add_argument("--out", required=True, help="output table (.jsonl or .parquet), or a .json weights file with "
-                   "--mode weights; also writes <out>.meta.json")
+                   "--mode weights; also writes <out>.meta.json and the run record run.json beside it")
     p.add_argument("--factor", type=int, default=d.factor, help="times each selected example appears in total")
     p.add_argument("--features", choices=_choices(UpsampleConfig, "features"), default=d.features,
                    help="k-means features: log fraction of initial loss left, consecutive-loss ratios (authors'), raw losses, slope")
