@@ -232,15 +232,17 @@ def _source_rows(name: str, spec: SourceSpec, n_train: int, n_test: int, n_ood: 
     return out
 
 # %% ../nbs/22_corpus.ipynb #c017
-def augment_example(example: dict, seed: int) -> dict:
-    "A fresh variant of a procedural example: same source, generator and difficulty, new numbers, a new unique id."
+def augment_example(example: dict, seed: int, exclude: Iterable[str] = ()) -> dict:
+    "A fresh variant of a procedural example: same source, generator and difficulty, new numbers, a new unique id; never a prompt in `exclude` (the held-out ones)."
     for k in ("generator", "gen_params", "gen_seed"):
         if k not in example: raise SbnbError(f"example {example.get('id')!r}: cannot augment, no '{k}' field (only embedded-corpus examples can be augmented)")
     params = json.loads(example["gen_params"])  # for gsm this includes the template, so the variant keeps it
-    for t in range(100):
+    exclude = exclude if isinstance(exclude, (set, frozenset)) else set(exclude)
+    for t in range(1000):
         s = _draw_seed("augment", example["gen_seed"], seed, t)
         prob = GENERATORS[example["generator"]](params, s)
-        if prob["compact"] != example["compact"]: break
+        if prob["compact"] != example["compact"] and prob["compact"] not in exclude and prob["question"] not in exclude: break
+    else: raise SbnbError(f"example {example['id']!r}: no fresh variant outside the {len(exclude)} held-out prompts")
     row = _make_example(example["source"], "x", 0, example["generator"], params, s, example.get("answer_reversed", False),
                         example.get("form", "compact"), prob)
     return {**row, "id": f"{example['id']}~aug{seed}", "split": example.get("split", "train"), "augmented_from": example["id"]}

@@ -19,8 +19,8 @@ __all__ = ['ARMS', 'BUDGETS', 'EPOCH_ARMS', 'DataKind', 'COMPARISONS', 'RESULT_C
            'compare', 'jaccard', 'threshold_balanced_accuracy', 'selection_diagnostics', 'oracle_selection', 'arm_data',
            'mean_trajectories', 'check_no_leak', 'experiment_data', 'eval_rows', 'probe_rows', 'base_steps',
            'run_proxy', 'eval_grid', 'run_target', 'experiment_key', 'run_root', 'run_experiment', 'results_table',
-           'cost_table', 'sb_table', 'baseline_plateau', 'comparisons', 'to_markdown', 'comparisons_markdown',
-           'write_report', 'plot_results', 'run_pilot', 'BaseConfig', 'build_base', 'add_cli']
+           'cost_table', 'sb_table', 'baseline_plateau', 'comparisons', 'to_markdown', 'benchmark_table',
+           'comparisons_markdown', 'write_report', 'plot_results', 'run_pilot', 'BaseConfig', 'build_base', 'add_cli']
 
 # %% ../nbs/80_experiment.ipynb #c005
 @dataclasses.dataclass(frozen=True)
@@ -140,12 +140,12 @@ class ExperimentConfig(Config):
         "smoke": dict(preset="smoke", balanced=dict(n_train=96, n_test=32, n_ood=32), seeds=2, steps=24, batch_size=16,
                       evals=3, eval_per_source=32, probe_per_group=8, proxy_seeds=2, proxy_records=3, workers=1,
                       arms=tuple(a for a in ARMS if a not in ("adamw+small",))),
-        "llm-smoke": dict(preset="llm-smoke", model="smollm2-135m", data="llm", max_length=160, gsm8k_train=16,
-                          balanced=dict(n_train=16, n_test=8, n_ood=8, form="full"), benchmarks=("gsm8k", "math", "numglue", "svamp", "deepmind", "simuleq"),
-                          benchmark_limit=8, seeds=1, steps=4, batch_size=4, lr=2e-5, evals=1, eval_per_source=8,
-                          eval_mode="generate", max_new_tokens=48, eval_batch_size=8, probe_per_group=2, proxy_seeds=1,
-                          proxy_records=2, workers=1, arms=tuple(a for a in ARMS if a not in ("adamw+small",))),
-        "llm-gpu": dict(preset="llm-gpu", model="smollm2-135m", data="llm", max_length=256, gsm8k_train=2000,
+        "llm-smoke": dict(preset="llm-smoke", model="smollm2-135m", data="llm", max_length=400, gsm8k_train=16,
+                          balanced=dict(n_train=16, n_test=4, n_ood=4, form="full"), benchmarks=("gsm8k", "math", "numglue", "svamp", "deepmind", "simuleq"),
+                          benchmark_limit=8, seeds=1, steps=4, batch_size=4, lr=2e-5, evals=1, eval_per_source=4,
+                          eval_mode="generate", max_new_tokens=24, eval_batch_size=32, probe_per_group=2, proxy_seeds=1,
+                          proxy_records=2, workers=2, arms=tuple(a for a in ARMS if a not in ("adamw+small",))),
+        "llm-gpu": dict(preset="llm-gpu", model="smollm2-135m", data="llm", max_length=400, gsm8k_train=2000,
                         balanced=dict(n_train=1000, n_test=100, n_ood=100, form="full"), benchmarks=("gsm8k", "math", "numglue", "svamp", "deepmind", "simuleq"),
                         benchmark_limit=200, seeds=3, epochs=2.0, batch_size=32, lr=2e-5, evals=4, eval_per_source=100,
                         eval_mode="generate", max_new_tokens=128, eval_batch_size=64, probe_per_group=16, proxy_seeds=1,
@@ -273,7 +273,7 @@ def check_no_leak(rows: Sequence[dict], held_out: set[str], what: str = "trainin
     bad = next((r for r in rows if r["instruction"] in held_out), None)
     if bad is not None: raise SbnbError(f"{what}: id {bad['id']!r} is a held-out prompt ({bad['instruction'][:60]!r}); contamination")
 
-def experiment_data(cfg: ExperimentConfig, work: str | Path) -> dict:
+def experiment_data(cfg: ExperimentConfig, work: str | Path, tokenizer=None) -> dict:
     "Training rows, test and OOD rows, held-out prompts and the augmentation function of `cfg`'s data (cached in `work/data`)."
     from sbnb.corpus import generate_corpus, balanced_corpus, augment_balanced
     from sbnb.benchmarks import load_benchmark
@@ -284,7 +284,7 @@ def experiment_data(cfg: ExperimentConfig, work: str | Path) -> dict:
         else:
             splits = balanced_corpus(cfg.balanced.replace(form="full") if cfg.data == "llm" else cfg.balanced, d)
             if cfg.data == "llm" and cfg.gsm8k_train:
-                gsm = load_benchmark("gsm8k-train")[:cfg.gsm8k_train]
+                gsm = _fitting(load_benchmark("gsm8k-train"), tokenizer, cfg)[:cfg.gsm8k_train]
                 write_jsonl(d/"train.jsonl", splits["train"] + gsm)
         write_json(d/"done.json", {"config": cfg.to_dict()})
     out = {s: read_jsonl(d/f"{s}.jsonl") for s in ("train", "test", "ood")}
@@ -297,9 +297,16 @@ def experiment_data(cfg: ExperimentConfig, work: str | Path) -> dict:
         aug = functools.partial(augment_balanced, exclude=held | held_keys)
     else:
         from sbnb.corpus import augment_example
-        aug = augment_example
+        aug = functools.partial(augment_example, exclude=held)
     return {**out, "benchmarks": bench, "held_out": held, "augment": aug, "dir": d,
             "tokenizer": str(d/"tokenizer") if (d/"tokenizer").is_dir() else None}
+
+def _fitting(rows: Sequence[dict], tokenizer, cfg: ExperimentConfig) -> list[dict]:
+    "The rows whose prompt, response and end token fit `cfg.max_length` tokens (GSM8K's longest solutions do not), in order."
+    if tokenizer is None: return list(rows)
+    from sbnb.data import tokenize_example
+    style = _style(cfg)
+    return [r for r in rows if not tokenize_example(r, tokenizer, cfg.max_length, style)["truncated"]]
 
 def eval_rows(rows: Sequence[dict], per_source: int) -> list[dict]:
     "The first `per_source` rows of each source (all when 0), in file order."
@@ -522,8 +529,9 @@ def _indexed(args):
     return i, fn(job)
 
 def experiment_key(cfg: ExperimentConfig) -> str:
-    "A hash of the config and the git commit: finished work is reused only under the same key."
-    blob = json.dumps({"config": cfg.to_dict(), "commit": git_commit().get("commit")}, sort_keys=True)
+    "A hash of the config, the git commit and the code of the package: finished work is reused only under the same key."
+    code = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(Path(__file__).parent.glob("*.py")))).hexdigest()
+    blob = json.dumps({"config": cfg.to_dict(), "commit": git_commit().get("commit"), "code": code}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 def run_root(cfg: ExperimentConfig, out: str | Path = "results", name: str | None = None) -> Path:
@@ -541,10 +549,11 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path = "results", name: str
     work.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     with RunRecord(root, cfg, seed=None, cache_key=key) as rr:
-        data = experiment_data(cfg, work)
+        tok = None if cfg.model == "tiny-char" and not cfg.tokenizer else load_tokenizer(cfg.model, cfg.tokenizer)
+        data = experiment_data(cfg, work, tok)
         train_rows = data["train"]
         tok_path = cfg.tokenizer or (data["tokenizer"] if cfg.model == "tiny-char" else None)
-        tok = load_tokenizer(cfg.model, tok_path)
+        tok = tok or load_tokenizer(cfg.model, tok_path)
         n, B = len(train_rows), base_steps(cfg, len(train_rows))
         write_jsonl(work/"eval.jsonl", [dict(r, split=s) for s in ("test", "ood") for r in eval_rows(data[s], cfg.eval_per_source)])
         write_jsonl(work/"probe.jsonl", probe_rows(train_rows, cfg.probe_per_group))
@@ -703,6 +712,17 @@ SEL_COLS = [("source", "source"), ("size", "size"), ("picked", "picked"), ("clus
             ("length predicts pick (bal. acc.)", lambda r: None if r["length_bacc"] is None else f"{r['length_bacc']:.2f}"),
             ("proxy Jaccard", lambda r: None if r["proxy_jaccard"] is None else f"{r['proxy_jaccard']:.2f}")]
 
+def benchmark_table(results: Sequence[dict]) -> list[dict]:
+    "Per arm/budget: accuracy on each benchmark evaluated at the end (mean ± CI over seeds, in %)."
+    rows = []
+    for k, rs in _by_run(results).items():
+        names = sorted({n for r in rs for n in r["final"].get("benchmarks", {})})
+        if not names: continue
+        row = {"run": k}
+        for n in names: row[n] = fmt_ci(*mean_ci([r["final"]["benchmarks"].get(n) for r in rs])[:2])
+        rows.append(row)
+    return rows
+
 def comparisons_markdown(cj: dict) -> str:
     "The comparisons as a table, with each verdict stated (a CI that includes zero: not distinguishable from noise)."
     rows = [dict(c, ci=f"[{c['ci95_pp'][0]:+.1f}, {c['ci95_pp'][1]:+.1f}]" if c["ci95_pp"] else "—") for c in cj["comparisons"]]
@@ -735,7 +755,9 @@ def write_report(root: Path, results: Sequence[dict], diag: Sequence[dict], cfg:
           "## Comparisons\n\n" + (comparisons_markdown(cj) if cj["comparisons"] else "(none: too few arms)\n") +
           "\n## Accuracy\n\n" + to_markdown(rt, RESULT_COLS) + "\n## Cost\n\n" + to_markdown(ct, COST_COLS) +
           ("\n## Simplicity bias (when the probe's examples are learned; a lower hard/easy ratio = more uniform)\n\n" + to_markdown(st, SB_COLS) if st else "") +
-          ("\n## Selection\n\n" + to_markdown(diag, SEL_COLS) if diag else ""))
+          ("\n## Selection\n\n" + to_markdown(diag, SEL_COLS) if diag else "") +
+          (f"\n## Benchmarks (greedy generation, zero-shot, {cfg.benchmark_limit or 'all'} items each, accuracy %)\n\n" +
+           to_markdown(bt, [("run", "run")] + [(n, n) for n in bt[0] if n != "run"]) if (bt := benchmark_table(results)) else ""))
     atomic_write(root/"summary.md", md)
     plot_results(root, results, cfg)
     if selection is not None:

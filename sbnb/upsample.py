@@ -220,8 +220,13 @@ def _upsample_cmd(args) -> int:
     data, lines = [r for _, r in pairs], [i for i, _ in pairs]
     sel = select(args.trajectories, cfg)
     augment = None
-    if cfg.mode == "augment":
-        from sbnb.corpus import augment_example as augment
+    if cfg.mode == "augment":  # fresh variants, never a held-out prompt
+        import functools
+        from sbnb.corpus import augment_example
+        held_files = args.held_out or [f for f in (Path(args.data).parent/"test.jsonl", Path(args.data).parent/"ood.jsonl") if f.is_file()]
+        held = {r[k] for f in held_files for _, r in read_table_lines(f) for k in ("instruction", "compact", "question") if r.get(k)}
+        if held_files: print(f"sbnb upsample: augmentation avoids the {len(held)} prompts of {', '.join(map(str, held_files))}")
+        augment = functools.partial(augment_example, exclude=held)
     rows, stats = upsample_report(data, sel, augment, where=str(args.data), lines=lines)
     if cfg.mode == "weights": write_weights(out, data, rows, factor=cfg.factor)
     else: write_table(rows, out)
@@ -261,5 +266,8 @@ def add_cli(sub, common) -> None:
                    help="exact copies (materialize), per-row repeat counts for `sbnb train --weights` (weights), or "
                         "fresh variants via sbnb.corpus.augment_example, exact copies where unsupported (augment)")
     p.add_argument("--seed", type=int, default=d.seed, help="k-means random_state and augmentation seed")
+    p.add_argument("--held-out", action="append", default=None, metavar="FILE",
+                   help="with --mode augment: examples files whose prompts no variant may be (repeatable; default: "
+                        "test.jsonl and ood.jsonl beside --data)")
     p.add_argument("--report", default=None, help="directory for selection.json, selected_ids.txt, summary.md, curves.png")
     p.set_defaults(func=_upsample_cmd)

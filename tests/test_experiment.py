@@ -1,9 +1,11 @@
-"""`sbnb experiment`: the smoke preset end to end (files and columns, not accuracy values), resume, bad input."""
+"""`sbnb experiment`: the smoke preset end to end (every arm, files and columns, not accuracy values), the
+comparisons file, resume, contamination for every arm of every preset, bad input."""
 import csv, json
 from pathlib import Path
 import pytest
 from sbnb.cli import main
 from sbnb.core import read_jsonl, read_json
+from sbnb import experiment as E
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
@@ -14,43 +16,90 @@ def smoke(tmp_path_factory):
 def _csv(p):
     with open(p) as f: return list(csv.DictReader(f))
 
-def test_smoke_writes_every_table_plot_and_record(smoke):
-    for f in ("summary.md", "runs.jsonl", "results.csv", "results.json", "cost.csv", "sb.csv", "selection.json",
+def test_smoke_runs_every_arm_and_writes_every_table(smoke):
+    for f in ("summary.md", "runs.jsonl", "results.csv", "results.json", "cost.csv", "sb.csv", "selection.json", "comparisons.json",
               "selection_diagnostics.csv", "accuracy.png", "curves.png", "selection.png", "run.json"):
         assert (smoke / f).exists(), f
+    cfg = E.ExperimentConfig.from_preset("smoke")
+    runs = read_jsonl(smoke / "runs.jsonl")
+    assert {(r["arm"], r["budget"]) for r in runs} == set(E.run_names(cfg.arms, cfg.budgets))
+    assert set(cfg.arms) >= {"adamw", "adamw+up", "adamw+random", "adamw+oracle", "adamw+aug", "muon", "muon+up", "sam", "adamw+up-self"}
     res = _csv(smoke / "results.csv")
-    assert {"run", "arm", "budget", "seeds", "steps", "test_mean", "test_ci", "ood_mean", "ood_ci"} <= set(res[0])
-    assert {"test_diff", "test_diff_ci", "test_diff_positive", "test_rel_gain", "ood_diff"} <= set(res[1])
-    runs = {r["run"] for r in res}
-    assert runs == {"adamw", "adamw+up (epochs)", "adamw+up (steps)", "adamw+random (epochs)", "adamw+random (steps)", "sam"}
+    assert {"run", "arm", "budget", "seeds", "steps", "test_mean", "test_ci", "ood_mean", "test_easy_mean", "test_hard_mean"} <= set(res[0])
     cost = {r["run"]: r for r in _csv(smoke / "cost.csv")}
     assert float(cost["sam"]["passes_vs_adamw"]) == 2.0 and float(cost["adamw"]["time_vs_adamw"]) == 1.0
-    assert {"sb_log2_std", "sb_ratio"} <= set(_csv(smoke / "sb.csv")[0])
+    assert {"hard_easy_ratio", "never_easy", "never_hard"} <= set(_csv(smoke / "sb.csv")[0])
     diag = _csv(smoke / "selection_diagnostics.csv")
-    assert {"source", "size", "picked", "proxy_jaccard", "final_loss_picked", "final_loss_other"} <= set(diag[0])
+    assert {"source", "size", "picked", "precision_hard", "recall_hard", "length_bacc", "proxy_jaccard"} <= set(diag[0])
     rec = read_json(smoke / "run.json")
     assert rec["status"] == "ok" and rec["config"]["preset"] == "smoke" and "commit" in rec["git"]
+    md = (smoke / "summary.md").read_text()
+    assert "This is a smoke run" in md and "nan" not in md.lower()
 
-def test_runs_have_paired_seeds_budgets_and_evals(smoke):
+def test_comparisons_file_has_the_promised_keys(smoke):
+    cj = read_json(smoke / "comparisons.json")
+    assert set(cj) == {"comparisons", "baseline", "wall_minutes"} and {"final_pp", "last_third_gain_pp"} <= set(cj["baseline"])
+    need = {("adamw+up", "adamw", "steps"), ("adamw+up", "adamw+random", "steps"), ("adamw+oracle", "adamw", "steps"),
+            ("adamw+up-self", "adamw", "steps"), ("adamw+aug", "adamw", "steps"), ("muon+up", "muon", "steps"),
+            ("adamw+up", "adamw", "epochs")}
+    got = {(c["a"], c["b"], c["budget"]): c for c in cj["comparisons"]}
+    assert need <= set(got)
+    for c in got.values():
+        assert {"a", "b", "budget", "seeds", "mean_pp", "ci95_pp"} <= set(c) and c["seeds"] == 2
+        assert c["ci95_pp"] is None or c["ci95_pp"][0] <= c["mean_pp"] <= c["ci95_pp"][1]
+
+def test_runs_are_paired_at_equal_steps_and_epochs(smoke):
     runs = read_jsonl(smoke / "runs.jsonl")
-    assert len(runs) == 6 * 2
     by = {(r["arm"], r["budget"], r["seed"]): r for r in runs}
     for s in (0, 1):
-        base, up_e, up_s = by[("adamw", "base", s)], by[("adamw+up", "epochs", s)], by[("adamw+up", "steps", s)]
-        assert up_e["n_train"] > base["n_train"] == base["n_original"]
-        assert up_e["steps"] > base["steps"] == up_s["steps"]          # same epochs = more steps; same steps = same
-        assert by[("sam", "base", s)]["cost"]["forward_passes"] == 2 * base["cost"]["forward_passes"]
+        base, up_s, up_e, long = (by[("adamw", "steps", s)], by[("adamw+up", "steps", s)], by[("adamw+up", "epochs", s)],
+                                  by[("adamw", "epochs", s)])
+        assert base["steps"] == up_s["steps"] == by[("sam", "steps", s)]["steps"]       # the headline: equal steps
+        assert up_e["steps"] > base["steps"] and long["steps"] == up_e["steps"]         # equal epochs vs AdamW as long
+        assert up_e["appearances_per_epoch"] > base["appearances_per_epoch"] == base["n_original"]
+        assert by[("sam", "steps", s)]["cost"]["forward_passes"] == 2 * base["cost"]["forward_passes"]
         for r in (base, up_e):
             assert r["evals"][0]["step"] == 0 and r["evals"][-1]["step"] == r["steps"] and len(r["evals"]) >= 3
-            assert set(r["evals"][-1]["test"]) == set(r["evals"][-1]["ood"])
 
-def test_rerun_reuses_finished_parts(smoke, tmp_path):
+def test_random_control_differs_per_seed():
+    from sbnb.select import select, planted_trajectories
+    traj, slow = planted_trajectories({"a": 60, "b": 60}, seed=0)
+    rows = [{"id": r["id"], "source": r["source"], "instruction": r["id"], "output": "x"} for r in traj]
+    sel = select(traj)
+    c0, c1 = E.arm_data("random", rows, sel, seed=0)[1], E.arm_data("random", rows, sel, seed=1)[1]
+    assert c0 != c1 and sum(c0) == sum(c1) == len(rows) + len(sel)
+
+def test_rerun_reuses_finished_parts(smoke):
     before = read_jsonl(smoke / "runs.jsonl")
     assert main(["experiment", "--preset", "smoke", "--out", str(smoke.parent)]) == 0
     assert read_jsonl(smoke / "runs.jsonl") == before
+    assert not (smoke / "smoke").exists()  # --out ending in the run's name is not nested again
+
+@pytest.mark.parametrize("preset", list(E.ExperimentConfig.PRESETS))
+def test_no_arm_of_any_preset_trains_on_a_held_out_prompt(preset, tmp_path):
+    "Every arm's training rows (repeats, random picks, augmented variants: each seed's draw) avoid every held-out prompt."
+    from sbnb.select import select
+    cfg = E.ExperimentConfig.from_preset(preset)
+    if cfg.data == "llm": cfg = cfg.replace(gsm8k_train=200)  # the tokenizer-length filter needs no model here
+    data = E.experiment_data(cfg, tmp_path)
+    rows = data["train"]
+    traj = [{"id": r["id"], "source": r["source"], "losses": [3.0, 3.0 - (i % 7) * 0.3, 3.0 - (i % 5) * 0.5]} for i, r in enumerate(rows)]
+    sel = select(traj, cfg.upsample)
+    held = data["held_out"]
+    assert held and not {r["instruction"] for r in rows} & held
+    for arm in cfg.arms:
+        for seed in range(min(cfg.seeds, 3)):
+            r, _ = E.arm_data(E.ARMS[arm].data, rows, sel, seed=seed, augment=data["augment"])
+            E.check_no_leak(r, held, f"{preset} {arm} seed {seed}")
+            if E.ARMS[arm].data == "augment":
+                keys = {x["key"] for s in ("test", "ood") for x in data[s] if "key" in x}
+                assert not {x.get("key") for x in r[len(rows):]} & keys
 
 def test_bad_override_is_a_one_line_error(tmp_path, capsys):
     assert main(["experiment", "--preset", "smoke", "--out", str(tmp_path), "seedz=3"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown key 'seedz'" in err[0] and "did you mean 'seeds'" in err[0]
     assert main(["experiment", "--preset", "smoke", "--out", str(tmp_path), "arms=adamw,adamw+magic"]) == 2
+    (tmp_path / "c.yaml").write_text("lr_adamw: 3\n")
+    assert main(["experiment", "--preset", "smoke", "--out", str(tmp_path), "--config", str(tmp_path / "c.yaml")]) == 2
+    assert str(tmp_path / "c.yaml") in capsys.readouterr().err

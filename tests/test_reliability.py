@@ -438,7 +438,7 @@ def _comparable(results: list[dict]) -> list[dict]:
 def test_experiment_resumes(tmp_path, monkeypatch):
     import sbnb.experiment as E
     monkeypatch.setenv("SBNB_CACHE", str(tmp_path/"cache"))
-    argv = ["experiment", "--preset", "smoke", "--seeds", "2", "arms=adamw,adamw+up", "budgets=epochs", "proxy_seeds=1"]
+    argv = ["experiment", "--preset", "smoke", "--seeds", "2", "--workers", "1", "arms=adamw,adamw+up", "budgets=epochs", "proxy_seeds=1"]
     assert main(argv + ["--out", str(tmp_path/"a")]) == 0
     full = read_jsonl(tmp_path/"a"/"smoke"/"runs.jsonl")
     # interrupt the second run: the proxy and the first target run are done
@@ -453,10 +453,11 @@ def test_experiment_resumes(tmp_path, monkeypatch):
     assert not (root/"runs.jsonl").exists() and read_json(root/"run.json")["status"] == "failed: KeyboardInterrupt"
     assert len(list(root.glob("cache/*/runs/*/result.json"))) == 1
     # started again: the proxy and the finished run are reused, the rest is trained
+    import sbnb.train as T
     built = []
     monkeypatch.setattr(E, "run_target", orig)
-    tiny = E.tiny_lm
-    monkeypatch.setattr(E, "tiny_lm", lambda *a, **k: built.append(1) or tiny(*a, **k))
+    load = T.load_model
+    monkeypatch.setattr(T, "load_model", lambda *a, **k: built.append(1) or load(*a, **k))
     assert main(argv + ["--out", str(tmp_path/"b")]) == 0
     assert len(built) == len(full) - 1  # no proxy, no finished target trained again
     assert _comparable(read_jsonl(root/"runs.jsonl")) == _comparable(full)
