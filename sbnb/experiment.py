@@ -530,7 +530,8 @@ def _indexed(args):
 
 def experiment_key(cfg: ExperimentConfig) -> str:
     "A hash of the config, the git commit and the code of the package: finished work is reused only under the same key."
-    code = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(Path(__file__).parent.glob("*.py")))).hexdigest()
+    import sbnb
+    code = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(Path(sbnb.__file__).parent.glob("*.py")))).hexdigest()
     blob = json.dumps({"config": cfg.to_dict(), "commit": git_commit().get("commit"), "code": code}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 

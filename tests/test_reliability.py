@@ -430,7 +430,7 @@ def _comparable(results: list[dict]) -> list[dict]:
     "Experiment results without wall-clock times."
     out = []
     for r in results:
-        r = dict(r, cost={k: v for k, v in r["cost"].items() if "seconds" not in k},
+        r = dict(r, cost={k: v for k, v in r["cost"].items() if "seconds" not in k and k != "memory"},
                  evals=[{k: v for k, v in e.items() if k != "seconds"} for e in r["evals"]])
         out.append(r)
     return out
