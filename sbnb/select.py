@@ -19,12 +19,12 @@ __all__ = ['UpsampleConfig', 'trajectory_features', 'remaining_fraction', 'Sourc
 class UpsampleConfig(Config):
     "How slow-learned examples are found and how often they are repeated."
     factor: int = 2                   # each selected example appears `factor` times in total
-    features: Literal["logfrac", "ratio", "loss", "slope"] = "logfrac"  # what k-means clusters on
+    features: Literal["logfrac", "ratio", "loss", "slope", "auc", "logabs"] = "logfrac"  # what k-means clusters on
     first: int | None = None          # use the first T checkpoints (None: all of them)
     k: int = 2                        # k-means clusters per large source
     seed: int = 0                     # k-means random_state (and the seed of augmentations)
     n_init: int = 10                  # k-means restarts (fixed, so results do not depend on sklearn's default)
-    rule: Literal["remaining", "ratio"] = "remaining"  # how the slowest cluster is chosen (see above)
+    rule: Literal["remaining", "ratio", "auc"] = "remaining"  # how the slowest cluster is chosen (see above)
     floor: float = 1e-3               # smallest loss / loss fraction used in features, so near-zero losses cannot explode them
     mode: Literal["materialize", "weights", "augment"] = "materialize"
 
@@ -65,7 +65,9 @@ def trajectory_features(losses: np.ndarray, kind: str = "logfrac", floor: float 
         t = np.arange(L.shape[1], dtype=np.float64); t -= t.mean()
         return ((L - L.mean(1, keepdims=True)) @ t / (t @ t))[:, None]
     if kind == "logfrac": return np.log(np.maximum(L[:, 1:] / np.maximum(L[:, :1], floor), floor))
-    raise SbnbError(f"unknown features '{kind}' (use logfrac, ratio, loss or slope)")
+    if kind == "auc": return L[:, 1:].mean(1, keepdims=True)  # the area under the loss curve after the start
+    if kind == "logabs": return np.log(np.maximum(L[:, 1:], floor))
+    raise SbnbError(f"unknown features '{kind}' (use logfrac, ratio, loss, slope, auc or logabs)")
 
 def remaining_fraction(losses: np.ndarray, floor: float = 1e-3) -> np.ndarray:
     "ℓ_{T-1} / ℓ_0 per example: the fraction of the initial loss still left at the last used checkpoint."
@@ -142,8 +144,10 @@ def _cluster_source(X: np.ndarray, L: np.ndarray, Lall: np.ndarray, cfg: Upsampl
     sizes = [int((labels == c).sum()) for c in range(cfg.k)]
     frac, ratio = remaining_fraction(L, cfg.floor), trajectory_features(L, "ratio", cfg.floor).mean(1)
     nan = float("nan")
+    auc = L[:, 1:].mean(1)
     scores = {"remaining": [float(frac[labels == c].mean()) if sizes[c] else nan for c in range(cfg.k)],
-              "ratio": [float(ratio[labels == c].mean()) if sizes[c] else nan for c in range(cfg.k)]}
+              "ratio": [float(ratio[labels == c].mean()) if sizes[c] else nan for c in range(cfg.k)],
+              "auc": [float(auc[labels == c].mean()) if sizes[c] else nan for c in range(cfg.k)]}
     pick = lambda s: int(np.nanargmax(s))  # first cluster on ties; empty clusters (NaN) never win
     means = [Lall[labels == c].mean(0).tolist() if sizes[c] else [] for c in range(cfg.k)]
     return dict(labels=labels, sizes=sizes, scores=scores, chosen=pick(scores[cfg.rule]),
@@ -174,8 +178,8 @@ def select(trajectories: Sequence[dict] | str | Path, config: UpsampleConfig | N
             c = _cluster_source(trajectory_features(L, cfg.features, cfg.floor), L, La, cfg)
             ch = c["chosen"]
             sel = [i for i, lab in zip(sids, c["labels"]) if lab == ch]
-            what = ("higher mean fraction of initial loss remaining at checkpoint " + str(T - 1) if cfg.rule == "remaining"
-                    else "highest mean ratio of consecutive losses")
+            what = {"remaining": f"higher mean fraction of initial loss remaining at checkpoint {T - 1}",
+                    "ratio": "highest mean ratio of consecutive losses", "auc": "higher mean loss after the start"}[cfg.rule]
             sc = ", ".join(f"{x:.3g}" for x in c["scores"][cfg.rule])
             reason = (f"k-means on {cfg.features}[:{T}]: cluster {ch} ({c['sizes'][ch]} of {len(rows)}) has the {what} "
                       f"({cfg.rule} scores {sc}); authors' rule picks cluster {c['authors']}"

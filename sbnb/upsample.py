@@ -257,11 +257,13 @@ def add_cli(sub, common) -> None:
                    "--mode weights; also writes <out>.meta.json and the run record run.json beside it")
     p.add_argument("--factor", type=int, default=d.factor, help="times each selected example appears in total")
     p.add_argument("--features", choices=_choices(UpsampleConfig, "features"), default=d.features,
-                   help="k-means features: log fraction of initial loss left, consecutive-loss ratios (authors'), raw losses, slope")
+                   help="k-means features: log fraction of initial loss left, consecutive-loss ratios (authors'), raw losses, slope, "
+                        "mean loss after the start (auc), log of the losses (logabs)")
     p.add_argument("--first", type=int, default=d.first, help="use only the first T checkpoints (default: all of them)")
     p.add_argument("--k", type=int, default=d.k, help="k-means clusters per large source")
     p.add_argument("--rule", choices=_choices(UpsampleConfig, "rule"), default=d.rule,
-                   help="slowest cluster: higher mean fraction of initial loss remaining, or the authors' highest mean ratio")
+                   help="slowest cluster: higher mean fraction of initial loss remaining, the authors' highest mean ratio, or "
+                        "higher mean loss after the start (auc)")
     p.add_argument("--mode", choices=_choices(UpsampleConfig, "mode"), default=d.mode,
                    help="exact copies (materialize), per-row repeat counts for `sbnb train --weights` (weights), or "
                         "fresh variants via sbnb.corpus.augment_example, exact copies where unsupported (augment)")
