@@ -17,8 +17,12 @@ Writes `gpu_finetune_<device>.md` and `.json` under `--out` (default benchmarks/
 as ratios of AdamW's for each model.
 
 Usage (one GPU):   .venv/bin/python benchmarks/gpu_finetune.py --models qwen3-0.6b-base --optimizers adamw muon sam
-All four models:   .venv/bin/python benchmarks/gpu_finetune.py
-CPU smoke test:    .venv/bin/python benchmarks/gpu_finetune.py --smoke --out /tmp/bench   (tiny twins, seq 32, 2 steps)
+All real models:   .venv/bin/python benchmarks/gpu_finetune.py
+CPU smoke test:    .venv/bin/python benchmarks/gpu_finetune.py --smoke --out /tmp/bench   (tiny twins, seq 32, 3 steps)
+
+Without a CUDA GPU and without --smoke (as under `make bench`), it says so on one line and runs the smoke test: the real
+sizes do not fit a CPU. The table and JSON are rewritten after every (model, optimizer) pair, so a run stopped by a
+time limit keeps the pairs it finished. MFU and the achieved model TFLOP/s are printed per pair and in the table.
 """
 from __future__ import annotations
 import argparse, gc, json, math, os, sys, time
@@ -90,7 +94,8 @@ def run_one(name: str, optimizer: str, args) -> dict:
            "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30 if gpu else None,
            "params_b": sum(p.numel() for p in model.parameters()) / 1e9, "flops_per_token_pass": fpt}
     pk = peak_flops(torch.cuda.get_device_name(0) if gpu else "cpu", args.peak_tflops)
-    out["mfu"] = fpt * passes * tokens_per_step / step_s / pk if pk else None
+    out["model_tflops"] = fpt * passes * tokens_per_step / step_s / 1e12  # achieved model FLOP/s, whatever the GPU
+    out["mfu"] = out["model_tflops"] * 1e12 / pk if pk else None
     del trainer, model, data
     gc.collect()
     if gpu: torch.cuda.empty_cache()
@@ -100,22 +105,23 @@ def table(rows: list[dict], device: str) -> str:
     "A markdown table, with SAM-type optimizers' time and memory as ratios of AdamW's on the same model."
     base = {r["model"]: r for r in rows if r["optimizer"] == "adamw" and "error" not in r}
     lines = [f"# Fine-tuning cost on {device}", "",
-             "| model | optimizer | tokens/s | step (s) | peak mem (GiB) | MFU | time / AdamW | memory / AdamW |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| model | optimizer | tokens/s | step (s) | peak mem (GiB) | model TFLOP/s | MFU | time / AdamW | memory / AdamW |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['model']} | {r['optimizer']} | {r['error']} | | | | | |"); continue
+            lines.append(f"| {r['model']} | {r['optimizer']} | {r['error']} | | | | | | |"); continue
         b = base.get(r["model"])
         tr = f"{r['step_s'] / b['step_s']:.2f}" if b else ""
         mr = f"{r['peak_mem_gib'] / b['peak_mem_gib']:.2f}" if b and r["peak_mem_gib"] and b["peak_mem_gib"] else ""
         mem = f"{r['peak_mem_gib']:.1f}" if r["peak_mem_gib"] is not None else "n/a (CPU)"
         mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "n/a"
-        lines.append(f"| {r['model']} | {r['optimizer']} | {r['tokens_per_s']:.0f} | {r['step_s']:.3f} | {mem} | {mfu} | {tr} | {mr} |")
+        lines.append(f"| {r['model']} | {r['optimizer']} | {r['tokens_per_s']:.0f} | {r['step_s']:.3f} | {mem} | "
+                     f"{r['model_tflops']:.3g} | {mfu} | {tr} | {mr} |")
     return "\n".join(lines) + "\n"
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", nargs="+", default=None, help="registered names (default: the four real models)")
+    ap.add_argument("--models", nargs="+", default=None, help="registered names (default: every real model, sbnb.models.REAL_MODELS)")
     ap.add_argument("--optimizers", nargs="+", default=["adamw", "muon", "sam", "fsam", "muon+sam"])
     ap.add_argument("--seq", type=int, default=512, help="tokens per sequence")
     ap.add_argument("--batch", type=int, default=8, help="sequences per step")
@@ -131,13 +137,28 @@ def main(argv=None) -> int:
     import torch
     from sbnb.train import REAL_MODELS, TINY_MODELS
     from sbnb.core import device_info
+    if not args.smoke and not torch.cuda.is_available():
+        print("gpu_finetune: no CUDA GPU here, so this runs the CPU smoke test (--smoke: tiny twins, seq 32, 3 steps); "
+              "the real sizes need a GPU", flush=True)
+        args.smoke = True
     if args.smoke:
         torch.set_num_threads(1)
         args.models = args.models or list(TINY_MODELS)
         args.seq, args.batch, args.steps, args.warmup = min(args.seq, 32), min(args.batch, 2), min(args.steps, 3), 1
     args.models = args.models or list(REAL_MODELS)
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
+    tag = ("smoke-" if args.smoke else "") + device.replace(" ", "_").replace("/", "_")
     rows = []
+
+    def write() -> str:
+        "The table and JSON of the rows so far (rewritten after every pair)."
+        md = table(rows, device) + f"\nseq {args.seq}, batch {args.batch}, {args.steps} steps ({args.warmup} untimed), bf16 autocast " \
+             f"{'on' if torch.cuda.is_available() else 'off'}, gradient checkpointing {'on' if args.grad_ckpt else 'off'}, " \
+             f"{'LoRA r 8 q/v' if args.lora else 'full fine-tuning'}, torch.compile {'on' if args.compile else 'off'}. Command: `{' '.join(sys.argv)}`\n"
+        (out/f"gpu_finetune_{tag}.md").write_text(md)
+        (out/f"gpu_finetune_{tag}.json").write_text(json.dumps({"device": device_info(), "args": vars(args), "rows": rows}, indent=2))
+        return md
     for m in args.models:
         for o in args.optimizers:
             try: r = run_one(m, o, args)
@@ -146,15 +167,12 @@ def main(argv=None) -> int:
                 gc.collect(); torch.cuda.empty_cache()
             rows.append(r)
             print(json.dumps(r), flush=True)
-    out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
-    tag = ("smoke-" if args.smoke else "") + device.replace(" ", "_").replace("/", "_")
-    md = table(rows, device) + f"\nseq {args.seq}, batch {args.batch}, {args.steps} steps ({args.warmup} untimed), bf16 autocast " \
-         f"{'on' if torch.cuda.is_available() else 'off'}, gradient checkpointing {'on' if args.grad_ckpt else 'off'}, " \
-         f"{'LoRA r 8 q/v' if args.lora else 'full fine-tuning'}, torch.compile {'on' if args.compile else 'off'}. Command: `{' '.join(sys.argv)}`\n"
+            if "error" not in r:
+                mfu = "n/a (no known peak for this device)" if r["mfu"] is None else f"{100 * r['mfu']:.1f}%"
+                print(f"{m} {o}: {r['tokens_per_s']:.0f} tokens/s, {r['model_tflops']:.3g} model TFLOP/s, MFU {mfu}", flush=True)
+            write()
     import shutil; shutil.rmtree(out/"_tmp", ignore_errors=True)
-    (out/f"gpu_finetune_{tag}.md").write_text(md)
-    (out/f"gpu_finetune_{tag}.json").write_text(json.dumps({"device": device_info(), "args": vars(args), "rows": rows}, indent=2))
-    print(md)
+    print(write())
     return 0
 
 if __name__ == "__main__":

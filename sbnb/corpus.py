@@ -12,9 +12,9 @@ from .data import write_examples, read_examples, train_tokenizer, load_corpus_to
 
 # %% auto #0
 __all__ = ['GENERATORS', 'LEG_ANIMALS', 'SOURCES', 'DEFAULT_TRAIN_SIZES', 'MAX_MISSES', 'FAMILIES', 'BALANCED_SOURCES',
-           'PRETRAIN_MIX', 'decode_answer', 'SourceSpec', 'CorpusConfig', 'regenerate', 'augment_example',
-           'generate_corpus', 'ensure_corpus', 'carries', 'borrows', 'mul_carries', 'BalancedSource', 'BalancedConfig',
-           'balanced_corpus', 'augment_balanced', 'pretraining_rows', 'char_tokenizer', 'add_cli']
+           'PRETRAIN_MIX', 'PRETRAIN_WEIGHTS', 'decode_answer', 'SourceSpec', 'CorpusConfig', 'regenerate',
+           'augment_example', 'generate_corpus', 'ensure_corpus', 'carries', 'borrows', 'mul_carries', 'BalancedSource',
+           'BalancedConfig', 'balanced_corpus', 'augment_balanced', 'pretraining_rows', 'char_tokenizer', 'add_cli']
 
 # %% ../nbs/22_corpus.ipynb #c005
 def _rev(s: str) -> str:
@@ -314,8 +314,18 @@ def _p_sub(r, w):
 
 def _p_mul(r, w):
     a, b = r.randrange(10 ** w), r.randint(2, 9)
-    return dict(compact=f"{_fw(a, w)}*{b}=", value=a * b, width=w + 1, key=("*", a, b), hard=mul_carries(a, b) >= 2,
+    return dict(compact=f"{_fw(a, w)}*{b}=", value=a * b, width=w + 1, key=("*", a, b), hard=b >= 6,
                 question=f"What is {a} times {b}?", work=f"{a} x {b} = {a * b}.")
+
+def _p_div(r, w):
+    a, b = r.randrange(10 ** w), r.randint(2, 9)
+    return dict(compact=f"{_fw(a, w)}/{b}=", value=a // b, width=w, key=("/", a, b), hard=b >= 6, msb_first=True,
+                question=f"What is {a} divided by {b}, rounded down?", work=f"{a} = {b} x {a // b} + {a % b}, so {a} // {b} = {a // b}.")
+
+def _p_mod(r, w):
+    a, b = r.randrange(10 ** w), r.choice((2, 4, 5, 8))
+    return dict(compact=f"{_fw(a, w)}%{b}=", value=a % b, width=1, key=("%", a, b), hard=b in (4, 8),
+                question=f"What is the remainder of {a} divided by {b}?", work=f"{a} = {b} x {a // b} + {a % b}.")
 
 def _p_chain(r, k):
     xs = [r.randrange(100) for _ in range(k)]
@@ -327,7 +337,8 @@ def _p_rev(r, k):
     s = "".join(r.choice("0123456789") for _ in range(r.randint(1, 6)))
     return dict(compact=f"r{s}=", value=None, text=s[::-1], width=len(s), key=("r", s), hard=False, question=f"Reverse {s}.", work=s[::-1])
 
-FAMILIES: dict[str, Callable] = {"add": _p_add, "sub": _p_sub, "mul": _p_mul, "chain": _p_chain, "rev": _p_rev}
+FAMILIES: dict[str, Callable] = {"add": _p_add, "sub": _p_sub, "mul": _p_mul, "div": _p_div, "mod": _p_mod, "chain": _p_chain,
+                                  "rev": _p_rev}
 
 @dataclasses.dataclass(frozen=True)
 class BalancedSource:
@@ -340,15 +351,17 @@ class BalancedSource:
 
 BALANCED_SOURCES: dict[str, BalancedSource] = {
     "add": BalancedSource("add", (3,), 4, "no carry", "at least one carry"),
+    "mul": BalancedSource("mul", (3,), 4, "multiplier 2-5", "multiplier 6-9"),
+    "div": BalancedSource("div", (3,), 4, "divisor 2-5", "divisor 6-9"),
+    "mod": BalancedSource("mod", (3,), 4, "modulus 2 or 5", "modulus 4 or 8"),
     "sub": BalancedSource("sub", (3,), 4, "no borrow", "at least one borrow"),
-    "mul": BalancedSource("mul", (3,), 4, "at most one column carries", "two or more columns carry"),
     "chain": BalancedSource("chain", (3, 4), 5, "3 two-digit terms", "4 two-digit terms"),
 }
 
 @dataclasses.dataclass(frozen=True)
 class BalancedConfig(Config):
     "The balanced sources: equal sizes, half easy and half hard items each, fixed-width answers; held-out problems drawn first."
-    sources: tuple[str, ...] = ("add", "sub", "mul", "chain")
+    sources: tuple[str, ...] = ("add", "mul", "div", "mod")
     n_train: int = 2000          # training items per source
     n_test: int = 300            # in-distribution test items per source (half easy, half hard)
     n_ood: int = 300             # out-of-distribution items per source (the OOD size)
@@ -365,12 +378,13 @@ class BalancedConfig(Config):
 
 def _row(source: str, split: str, k: int, p: dict, form: str) -> dict:
     "A schema row of a balanced problem in `form`, with its oracle `difficulty` and canonical `key`."
-    out = p.get("text") or _fw(p["value"], p["width"])[::-1]  # fixed width, least-significant digit first
+    out = p.get("text") or (_fw(p["value"], p["width"]) if p.get("msb_first") else _fw(p["value"], p["width"])[::-1])  # fixed width
     answer = p.get("text") or str(p["value"])
     ins, outp = (p["compact"], out) if form == "compact" else (p["question"], f"{p['work']} The answer is {answer}.")
     return {"id": f"{source}-{split}-{k:05d}", "source": source, "instruction": ins, "output": outp, "answer": answer,
             "difficulty": "hard" if p["hard"] else "easy", "key": json.dumps(p["key"]), "split": split, "form": form,
-            "compact": p["compact"], "question": p["question"], "answer_reversed": form == "compact" and p.get("text") is None,
+            "compact": p["compact"], "question": p["question"],
+            "answer_reversed": form == "compact" and p.get("text") is None and not p.get("msb_first") and p["width"] > 1,
             "size": p.get("size")}
 
 def _draw(source: str, r, size: int, want: str | None, exclude: set) -> dict:
@@ -419,15 +433,19 @@ def augment_balanced(row: dict, seed: int, exclude: set[str] = frozenset()) -> d
             return {**new, "id": f"{row['id']}~aug{seed}", "split": row.get("split", "train"), "augmented_from": row["id"]}
     raise SbnbError(f"example {row['id']!r}: no augmentation outside the excluded prompts")
 
-PRETRAIN_MIX: dict[str, tuple[int, ...]] = {"add": (1, 2, 4), "sub": (1, 2, 4), "mul": (1, 2, 4), "chain": (2, 5), "rev": (0,)}
+PRETRAIN_MIX: dict[str, tuple[int, ...]] = {"add": (1, 2, 4), "sub": (1, 2, 4), "mul": (1, 2, 4), "div": (1, 2, 4),
+                                             "mod": (1, 2, 4), "rev": (0,)}  # family -> sizes: never the fine-tuning width 3
+PRETRAIN_WEIGHTS: dict[str, float] = {"rev": 0.3}  # relative frequency of a family (default 1)
 
-def pretraining_rows(n: int, splits: dict[str, list[dict]], seed: int = 0, mix: dict[str, tuple[int, ...]] | None = None) -> list[dict]:
+def pretraining_rows(n: int, splits: dict[str, list[dict]], seed: int = 0, mix: dict[str, tuple[int, ...]] | None = None,
+                     weights: dict[str, float] | None = None) -> list[dict]:
     "`n` compact pretraining rows from `mix` (family -> sizes), distinct, none with the key of any row in `splits`."
     mix, r = mix or PRETRAIN_MIX, random.Random(f"pretrain-{seed}")
+    w = {**PRETRAIN_WEIGHTS, **(weights or {})}
     exclude = {row["key"] for rows in splits.values() for row in rows}
     names, rows, seen = list(mix), [], set()
     while len(rows) < n:
-        fam = r.choice(names)
+        fam = r.choices(names, [w.get(f, 1.0) for f in names])[0]
         p = FAMILIES[fam](r, r.choice(mix[fam]))
         k = json.dumps(p["key"])
         if k in exclude or k in seen: continue

@@ -47,7 +47,7 @@ ARMS: dict[str, Arm] = {a.name: a for a in [
     Arm("sam", "sam", "original", "adamw", "SAM around AdamW: the expensive reference (two passes per step)"),
 ]}
 BUDGETS = ("steps", "epochs")
-EPOCH_ARMS = ("adamw+up", "adamw+random")  # the arms also run at equal epochs (against AdamW trained as long)
+EPOCH_ARMS = ("adamw+up",)  # the arms also run at equal epochs (against AdamW trained as long)
 
 def run_names(arms: Sequence[str], budgets: Sequence[str] = BUDGETS) -> list[tuple[str, str]]:
     "(arm, budget) pairs: every arm at equal steps; at 'epochs' the upsampled arms and AdamW trained for as many steps."
@@ -91,15 +91,15 @@ class ExperimentConfig(Config):
     benchmarks: tuple[str, ...] = ()  # evaluated by generation at the end of every target run
     benchmark_limit: int = 8          # items per benchmark (0: all)
     arms: tuple[str, ...] = ("adamw", "adamw+up", "adamw+random", "adamw+oracle", "adamw+aug", "adamw+up-self",
-                             "muon", "muon+up", "sam")
+                             "adamw+up-sched", "muon", "muon+up", "sam")
     budgets: tuple[str, ...] = BUDGETS
     seeds: int = 8                    # target seeds per arm and budget, paired by seed
     workers: int = 2                  # parallel single-thread worker processes
     batch_size: int = 64
-    steps: int = 0                    # B: optimizer steps of every arm at budget 'steps' (0: `epochs` over the original data)
+    steps: int = 600                  # B: optimizer steps of every arm at budget 'steps' (0: `epochs` over the original data)
     epochs: float = 3.0               # B when steps=0
-    lr: float = 1e-3                  # AdamW (and SAM's base) learning rate; cosine schedule
-    muon_lr: float | None = None      # Muon's rate for the 2-D hidden weights (None: lr, RMS-matched)
+    lr: float = 3e-4                  # AdamW (and SAM's base) learning rate; cosine schedule (the pilot's best)
+    muon_lr: float | None = 1e-3      # Muon's rate for the 2-D hidden weights (the pilot's best; None: lr, RMS-matched)
     sam_rho: float = 0.05
     warmup_ratio: float = 0.03
     weight_decay: float = 0.0
@@ -111,11 +111,11 @@ class ExperimentConfig(Config):
     max_new_tokens: int = 64          # eval_mode=generate
     probe_per_group: int = 64         # LM simplicity bias: training examples per (source, difficulty) in the probe
     proxy_seeds: int = 3
-    proxy_epochs: float = 1.0         # each proxy trains this long, recording losses over all of it
-    proxy_records: int = 8            # loss-recording points over the proxy's training (plus step 0)
-    upsample: UpsampleConfig = UpsampleConfig()
+    proxy_epochs: float = 2.4         # each proxy trains this long (300 steps of the default), recording losses over all of it
+    proxy_records: int = 12           # loss-recording points over the proxy's training (plus step 0)
+    upsample: UpsampleConfig = UpsampleConfig(features="logabs", rule="auc")  # absolute losses: chosen by measurement (81_results)
     self_epochs: float = 1.0          # adamw+up-self: the target's own first epochs give its trajectories
-    sched_fraction: float = 0.5       # adamw+up-sched: the share of B trained on the upsampled distribution
+    sched_fraction: float = 1 / 3     # adamw+up-sched: the share of B trained on the upsampled distribution (the theory: early)
 
     def validate(self):
         run_names(self.arms, self.budgets)
@@ -138,20 +138,22 @@ class ExperimentConfig(Config):
     PRESETS = {
         "default": {},
         "smoke": dict(preset="smoke", balanced=dict(n_train=96, n_test=32, n_ood=32), seeds=2, steps=24, batch_size=16,
-                      evals=3, eval_per_source=32, probe_per_group=8, proxy_seeds=2, proxy_records=3, workers=1,
-                      arms=tuple(a for a in ARMS if a not in ("adamw+small",))),
+                      evals=3, eval_per_source=32, probe_per_group=8, proxy_seeds=2, proxy_epochs=1.0, proxy_records=3, workers=2,
+                      lr=1e-3, arms=tuple(a for a in ARMS if a not in ("adamw+small",))),
         "llm-smoke": dict(preset="llm-smoke", model="smollm2-135m", data="llm", max_length=400, gsm8k_train=16,
                           balanced=dict(n_train=16, n_test=4, n_ood=4, form="full"), benchmarks=("gsm8k", "math", "numglue", "svamp", "deepmind", "simuleq"),
                           benchmark_limit=8, seeds=1, steps=4, batch_size=4, lr=2e-5, evals=1, eval_per_source=4,
                           eval_mode="generate", max_new_tokens=24, eval_batch_size=32, probe_per_group=2, proxy_seeds=1,
                           proxy_records=2, workers=2, arms=tuple(a for a in ARMS if a not in ("adamw+small",))),
-        "llm-gpu": dict(preset="llm-gpu", model="smollm2-135m", data="llm", max_length=400, gsm8k_train=2000,
-                        balanced=dict(n_train=1000, n_test=100, n_ood=100, form="full"), benchmarks=("gsm8k", "math", "numglue", "svamp", "deepmind", "simuleq"),
-                        benchmark_limit=200, seeds=3, epochs=2.0, batch_size=32, lr=2e-5, evals=4, eval_per_source=100,
-                        eval_mode="generate", max_new_tokens=128, eval_batch_size=64, probe_per_group=16, proxy_seeds=1,
-                        proxy_records=4, workers=1, bf16=True, arms=("adamw", "adamw+up", "adamw+random")),
-        "legacy": dict(preset="legacy", model="tiny-char", init="random", data="corpus", seeds=5, epochs=6.0, steps=0,
-                       eval_mode="teacher_forcing", eval_per_source=80, proxy_epochs=2.0, proxy_records=12,
+        "llm-gpu": dict(preset="llm-gpu", model="smollm2-135m", data="llm", max_length=400, gsm8k_train=800,
+                        balanced=dict(n_train=400, n_test=50, n_ood=50, form="full"), benchmarks=("gsm8k", "math", "numglue", "svamp", "deepmind", "simuleq"),
+                        benchmark_limit=50, seeds=3, steps=0, epochs=1.5, batch_size=32, lr=2e-5, evals=2, eval_per_source=50,
+                        eval_mode="generate", max_new_tokens=96, eval_batch_size=128, probe_per_group=8, proxy_seeds=1,
+                        proxy_epochs=1.0, proxy_records=4, workers=1, bf16=True, arms=("adamw", "adamw+up", "adamw+random"),
+                        budgets=("steps", "epochs")),
+        "legacy": dict(preset="legacy", model="tiny-char", init="random", data="corpus", seeds=5, epochs=6.0, steps=0, lr=1e-3,
+                       muon_lr=None, eval_mode="teacher_forcing", eval_per_source=80, proxy_epochs=2.0, proxy_records=12,
+                       upsample=dict(features="logfrac", rule="remaining"),
                        arms=("adamw", "adamw+up", "adamw+aug", "adamw+random", "adamw+small", "muon", "muon+up", "sam")),
     }
 
@@ -850,10 +852,10 @@ def run_pilot(cfg: ExperimentConfig, out: str | Path = "results", name: str | No
 @dataclasses.dataclass(frozen=True)
 class BaseConfig(Config):
     "The recipe of `tiny-char-base`: a char-level Llama pretrained on a mixture disjoint from every fine-tuning and held-out split."
-    tiny: TinyLMConfig = TinyLMConfig()
+    tiny: TinyLMConfig = TinyLMConfig(hidden=64, intermediate=176)  # 2 layers, 4 heads: 107k parameters
     balanced: BalancedConfig = BalancedConfig()  # the default's sources, whose problems the mixture must avoid
-    n_rows: int = 100_000
-    steps: int = 4000
+    n_rows: int = 150_000
+    steps: int = 5000
     batch_size: int = 128
     lr: float = 3e-3
     optimizer: Literal["adamw", "muon"] = "muon"
