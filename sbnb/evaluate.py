@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Iterable, Literal, Sequence
 from .core import (SbnbError, Config, RunRecord, benchmarks_dir, default_device, progress, project_root, read_json,
                        read_jsonl, write_json, write_jsonl, atomic_write, check_outputs, HelpFormatter)
+from .models import training_prompt_style
 from .benchmarks import (last_boxed, extract_answer, numbers_match, answers_match, check_benchmarks, load_benchmark,
                              format_prompt, ALPACA_PROMPT, BENCHMARK_FILES, BENCHMARKS, PAPER_BENCHMARKS, HUB,
                              ABS_TOL, REL_TOL, MV_TIMEOUT, MAX_ANSWER_CHARS)
@@ -18,7 +19,7 @@ from .benchmarks import (last_boxed, extract_answer, numbers_match, answers_matc
 # %% auto #0
 __all__ = ['ALPACA', 'DEFAULT_STOP', 'generate', 'tiny_model_and_tokenizer', 'wilson_ci', 'predict_answer', 'score_rows',
            'summarize', 'summary_markdown', 'EvalConfig', 'evaluate', 'teacher_forced_correct', 'LearnedSteps',
-           'learned_steps_callback', 'load_model', 'training_prompt_style', 'add_cli']
+           'learned_steps_callback', 'load_model', 'add_cli']
 
 # %% ../nbs/31_evaluate.ipynb #c005
 ALPACA = ALPACA_PROMPT  # the name this module used to export
@@ -273,21 +274,7 @@ def load_model(path: str | Path, device: str | None = None):
         if mdir != Path(path): print(f"sbnb eval: using {mdir}", file=sys.stderr)
     return load_model_and_tokenizer(path, device)
 
-# %% ../nbs/31_evaluate.ipynb #c031
-def training_prompt_style(model_dir: str | Path) -> str:
-    "The prompt style a model was trained with (train_config.json in its folder or the run folder above), else 'alpaca'."
-    model_dir = Path(model_dir)
-    for d in (model_dir, model_dir.parent, model_dir.parent.parent):
-        f = d/"train_config.json"
-        if f.is_file():
-            cfg = read_json(f)
-            if cfg.get("prompt_style"): return cfg["prompt_style"]
-            from sbnb.models import MODELS
-            if cfg.get("model") in MODELS: return MODELS[cfg["model"]].prompt_style
-            break
-    return "alpaca"
-
-# %% ../nbs/31_evaluate.ipynb #c034
+# %% ../nbs/31_evaluate.ipynb #c032
 _EXAMPLES = """examples:
   sbnb eval --model runs/target --benchmarks corpus-test,corpus-ood --out eval/
   sbnb eval --model runs/target --benchmarks gsm8k,math500 --data-dir ../shared/benchmarks --limit 100 --out eval/"""

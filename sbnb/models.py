@@ -12,7 +12,8 @@ from .core import SbnbError, project_root, default_device, _suggest
 # %% auto #0
 __all__ = ['PromptStyle', 'MODELS', 'REAL_MODELS', 'TINY_MODELS', 'GGUF_STAMP', 'ModelSpec', 'models_dir', 'model_spec',
            'model_config', 'count_parameters', 'tiny_model', 'find_checkpoints', 'model_folder', 'gguf_path',
-           'load_gguf', 'convert_gguf', 'readable', 'load_tokenizer', 'load_model', 'load_model_and_tokenizer']
+           'load_gguf', 'convert_gguf', 'readable', 'load_tokenizer', 'load_model', 'load_model_and_tokenizer',
+           'training_prompt_style']
 
 # %% ../nbs/03_models.ipynb #c005
 PromptStyle = Literal["alpaca", "zeroshot", "compact"]
@@ -287,3 +288,18 @@ def load_model_and_tokenizer(model: str | Path, device: str | None = None, dtype
     tok = load_tokenizer(str(model), tokenizer)
     m = load_model(str(model), tok, dtype=dtype)
     return m.to(device).eval(), tok
+
+# %% ../nbs/03_models.ipynb #c023
+def training_prompt_style(model_dir: str | Path) -> str:
+    "The prompt style a model was trained with (train_config.json in its folder or the run folder above), else its registered one, else 'alpaca'."
+    if str(model_dir) in MODELS: return MODELS[str(model_dir)].prompt_style
+    model_dir = Path(model_dir)
+    for d in (model_dir, model_dir.parent, model_dir.parent.parent):
+        f = d/"train_config.json"
+        if f.is_file():
+            import json
+            cfg = json.loads(f.read_text())
+            if cfg.get("prompt_style"): return cfg["prompt_style"]
+            if cfg.get("model") in MODELS: return MODELS[cfg["model"]].prompt_style
+            break
+    return "alpaca"

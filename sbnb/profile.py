@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterable, Literal, Sequence
 from .core import (Config, SbnbError, atomic_open, read_json, read_jsonl, write_json, write_jsonl, run_record,
                        progress, default_device, read_table, write_table, check_rows, check_outputs, HelpFormatter, RunRecord,
                        write_record_beside)
-from .models import find_checkpoints, load_tokenizer, load_model
+from .models import find_checkpoints, load_tokenizer, load_model, training_prompt_style
 from .data import tokenize_example, Collator, read_examples
 
 # %% auto #0
@@ -251,9 +251,10 @@ def _read_data(path) -> list[dict]:
     return read_examples(path)
 
 def _profile_cmd(args) -> int:
-    cfg = ProfileConfig(batch_size=args.batch_size, max_length=args.max_length, device=args.device, style=args.style,
-                        truncate=args.truncate)
     if args.checkpoints is None and args.model is None: raise SbnbError("give --checkpoints DIR, --model M, or both")
+    style = args.style or training_prompt_style(args.checkpoints or args.model)  # the prompt the model was trained with
+    cfg = ProfileConfig(batch_size=args.batch_size, max_length=args.max_length, device=args.device, style=style,
+                        truncate=args.truncate)
     check_outputs([args.out, f"{args.out}.meta.json"], [args.data])
     examples = _read_data(args.data)
     tokenizer = _load_tokenizer([Path(args.tokenizer)]) if args.tokenizer else (load_tokenizer(args.model) if args.model else None)
@@ -289,7 +290,8 @@ def add_cli(sub, common) -> None:
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="examples per forward pass (sorted by length)")
     p.add_argument("--max-length", type=int, default=d.max_length, help="tokens per example (prompt + response)")
     p.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the first checkpoint's, else --checkpoints')")
-    p.add_argument("--style", choices=["alpaca", "zeroshot", "compact"], default=d.style, help="prompt style (sbnb.benchmarks.format_prompt)")
+    p.add_argument("--style", choices=["alpaca", "zeroshot", "compact"], default=None, help="prompt style (sbnb.benchmarks.format_prompt); "
+                   "default: the one the checkpoints were trained with (train_config.json), else the model's, else alpaca")
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:N")
     p.add_argument("--truncate", action="store_true", help="cut examples longer than --max-length (default: stop with "
                    "an error naming the first such example)")
