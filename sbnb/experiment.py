@@ -4,7 +4,7 @@
 
 # %% ../nbs/80_experiment.ipynb #c002
 from __future__ import annotations
-import argparse, dataclasses, functools, hashlib, json, math, os, shutil, sys, time
+import argparse, contextlib, dataclasses, functools, hashlib, json, math, os, shutil, sys, time
 from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
 import numpy as np
@@ -360,6 +360,16 @@ def _threads(job):
     import torch
     torch.set_num_threads(int(job.get("threads", 1)))
 
+@contextlib.contextmanager
+def _quiet_loading():
+    "No 'Loading weights' progress bar per run (the experiment shows its own progress); restored afterwards."
+    from transformers.utils import logging as hf_logging
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try: yield
+    finally:
+        if was: hf_logging.enable_progress_bar()
+
 def run_proxy(job: dict) -> str:
     "Train one proxy with AdamW (a seed), recording every training example's loss `proxy_records` times; writes `traj.jsonl`."
     from sbnb.train import train
@@ -376,7 +386,8 @@ def run_proxy(job: dict) -> str:
     rec = TrajectoryRecorder(rows, tok, ProfileConfig(batch_size=cfg.eval_batch_size, max_length=cfg.max_length, style=style,
                                                       device="auto", progress=False))
     t0 = time.perf_counter()
-    train(tc, rows=rows, callbacks=[trajectory_callback(rec, every=max(1, steps // cfg.proxy_records))], model_kwargs=_model_kwargs(cfg))
+    with _quiet_loading():
+        train(tc, rows=rows, callbacks=[trajectory_callback(rec, every=max(1, steps // cfg.proxy_records))], model_kwargs=_model_kwargs(cfg))
     if steps not in rec.steps: raise SbnbError(f"proxy {out}: no loss recorded at its last step {steps}")
     rec.save(done, model=cfg.model, proxy_seed=job["seed"], train_seconds=round(time.perf_counter() - t0, 2))
     return str(done)
@@ -457,7 +468,8 @@ def run_target(job: dict) -> dict:
     class Keep(TrainerCallback):
         def on_train_end(self, args, state, control, model=None, **k): keep["model"] = model
     t0 = time.perf_counter()
-    train(tc, rows=rows, counts=counts, callbacks=callbacks + [Keep()], sampler=sampler, model_kwargs=_model_kwargs(cfg))
+    with _quiet_loading():
+        train(tc, rows=rows, counts=counts, callbacks=callbacks + [Keep()], sampler=sampler, model_kwargs=_model_kwargs(cfg))
     wall = time.perf_counter() - t0
     model = keep["model"]
     cost = read_json(out/"trainer"/"cost.json")

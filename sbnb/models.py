@@ -92,8 +92,9 @@ def tiny_model(name: str = "tiny-llama", tokenizer=None, seed: int = 0, vocab_si
     import torch
     from transformers import AutoModelForCausalLM
     cfg = model_config(name, vocab_size, tokenizer, **overrides)
-    torch.manual_seed(seed)
-    return AutoModelForCausalLM.from_config(cfg)
+    with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's random state
+        torch.manual_seed(seed)
+        return AutoModelForCausalLM.from_config(cfg)
 
 # %% ../nbs/03_models.ipynb #c014
 _CKPT = re.compile(r"^checkpoint-(\d+)$")

@@ -135,3 +135,26 @@ def test_ensure_corpus_caches(tmp_path, monkeypatch):
     assert C.ensure_corpus(cfg.replace(seed=3)) != p1
 
 
+
+def test_the_shipped_base_was_pretrained_on_nothing_held_out_or_fine_tuned():
+    "tiny-char-base's recipe regenerates its pretraining rows: no key or prompt of any default split among them."
+    from sbnb.core import read_json
+    from sbnb.models import models_dir
+    recipe = read_json(models_dir() / "tiny-char-base" / "recipe.json")
+    cfg = recipe["config"]
+    splits = C.balanced_corpus(C.BalancedConfig.from_dict(cfg["balanced"]))
+    rows = C.pretraining_rows(cfg["n_rows"], splits, seed=cfg["seed"])
+    assert len(rows) == recipe["n_pretraining_rows"] == cfg["n_rows"]
+    keys, prompts = {r["key"] for r in rows}, {r["instruction"] for r in rows}
+    for name, split in splits.items():
+        assert not keys & {r["key"] for r in split}, name
+        assert not prompts & {r["instruction"] for r in split}, name
+
+def test_balanced_sources_are_equal_half_hard_and_length_blind():
+    sp = C.balanced_corpus(C.BalancedConfig.from_preset("smoke"))
+    from collections import Counter
+    by = Counter((r["source"], r["difficulty"]) for r in sp["train"])
+    assert len({n for (s, d), n in by.items()}) == 1  # equal sizes, half easy, half hard
+    for s in C.BalancedConfig().sources:
+        assert len({len(r["output"]) for r in sp["train"] + sp["test"] if r["source"] == s}) == 1
+    assert not {r["key"] for r in sp["train"]} & {r["key"] for r in sp["test"] + sp["ood"]}
