@@ -532,15 +532,22 @@ def _map(fn, jobs: list[dict], workers: int, desc: str) -> list:
     jobs = [dict(j, threads=1 if workers > 1 else j.get("threads", 1)) for j in jobs]
     if workers <= 1 or len(jobs) <= 1: return [fn(j) for j in progress(jobs, desc=desc)]
     import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    fn = _importable(fn)
     out = [None] * len(jobs)
-    with mp.get_context("spawn").Pool(min(workers, len(jobs))) as pool:
-        it = pool.imap_unordered(_indexed, [(fn, i, j) for i, j in enumerate(jobs)])
-        for i, r in progress(it, desc=desc, total=len(jobs)): out[i] = r
+    # a worker that dies raises BrokenProcessPool here instead of hanging, as multiprocessing.Pool would
+    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=mp.get_context("spawn")) as pool:
+        futures = {pool.submit(fn, j): i for i, j in enumerate(jobs)}
+        for f in progress(as_completed(futures), desc=desc, total=len(jobs)): out[futures[f]] = f.result()
     return out
 
-def _indexed(args):
-    fn, i, job = args
-    return i, fn(job)
+def _importable(fn: Callable) -> Callable:
+    "`fn`, or its exported twin in `sbnb.experiment` when it was defined in a notebook: spawned workers cannot import `__main__`."
+    if getattr(fn, "__module__", None) != "__main__": return fn
+    import sbnb.experiment as m
+    twin = getattr(m, fn.__name__, None)
+    if twin is None: raise SbnbError(f"{fn.__name__} is defined in __main__; spawned workers need it in an importable module (or workers=1)")
+    return twin
 
 def experiment_key(cfg: ExperimentConfig) -> str:
     "A hash of the config, the git commit and the code of the package: finished work is reused only under the same key."
