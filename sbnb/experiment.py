@@ -15,12 +15,13 @@ from .select import UpsampleConfig
 
 # %% auto #0
 __all__ = ['ARMS', 'BUDGETS', 'EPOCH_ARMS', 'DataKind', 'COMPARISONS', 'RESULT_COLS', 'COST_COLS', 'SB_COLS', 'SEL_COLS',
-           'PILOT_LRS', 'Arm', 'run_names', 'TinyLMConfig', 'ExperimentConfig', 'mean_ci', 'paired_diffs', 'fmt_ci',
-           'compare', 'jaccard', 'threshold_balanced_accuracy', 'selection_diagnostics', 'oracle_selection', 'arm_data',
-           'mean_trajectories', 'check_no_leak', 'experiment_data', 'eval_rows', 'probe_rows', 'base_steps',
+           'PILOT_LRS', 'PLATEAU_PP', 'Arm', 'run_names', 'TinyLMConfig', 'ExperimentConfig', 'mean_ci', 'paired_diffs',
+           'fmt_ci', 'compare', 'jaccard', 'threshold_balanced_accuracy', 'selection_diagnostics', 'oracle_selection',
+           'arm_data', 'mean_trajectories', 'check_no_leak', 'experiment_data', 'eval_rows', 'probe_rows', 'base_steps',
            'run_proxy', 'eval_grid', 'run_target', 'experiment_key', 'run_root', 'run_experiment', 'results_table',
            'cost_table', 'sb_table', 'baseline_plateau', 'comparisons', 'to_markdown', 'benchmark_table',
-           'comparisons_markdown', 'write_report', 'plot_results', 'run_pilot', 'BaseConfig', 'build_base', 'add_cli']
+           'comparisons_markdown', 'write_report', 'plot_results', 'pilot_pick', 'pilot_stem', 'run_pilot',
+           'parse_pilot_lrs', 'BaseConfig', 'build_base', 'add_cli']
 
 # %% ../nbs/80_experiment.ipynb #c005
 @dataclasses.dataclass(frozen=True)
@@ -832,42 +833,75 @@ def plot_results(root: Path, results: Sequence[dict], cfg: ExperimentConfig) -> 
 
 # %% ../nbs/80_experiment.ipynb #c035
 PILOT_LRS = {"adamw": (3e-4, 1e-3, 3e-3, 1e-2), "muon": (1e-3, 3e-3, 1e-2, 3e-2)}
+PLATEAU_PP = 2.0  # a run has plateaued when its test accuracy gains less than this over the last third of its steps
+
+def pilot_pick(table: list[dict]) -> dict:
+    "Each optimizer's rate: the best final test accuracy among the rates that plateaued (else the best overall), {optimizer: lr}."
+    picks = {}
+    for opt in dict.fromkeys(r["optimizer"] for r in table):
+        rows = [r for r in table if r["optimizer"] == opt]
+        flat = [r for r in rows if r["last_third_gain_pp"] < PLATEAU_PP]
+        picks[opt] = max(flat or rows, key=lambda r: r["test_pp"])["lr"]
+    return picks
+
+def pilot_stem(cfg: ExperimentConfig, B: int) -> str:
+    "'pilot' at the preset's own step budget, 'pilot-B<steps>' for an extended pilot at another B."
+    return "pilot" if cfg.steps == ExperimentConfig.from_preset(cfg.preset).steps else f"pilot-B{B}"
 
 def run_pilot(cfg: ExperimentConfig, out: str | Path = "results", name: str | None = None, lrs: dict | None = None) -> Path:
-    "Train AdamW and Muon at several learning rates (one seed each, B steps); write pilot.json and pilot.md."
-    from sbnb.models import load_tokenizer
+    """Train AdamW and Muon at several learning rates (one seed each, B steps); write pilot.json and pilot.md (pilot-B<steps>.*
+    when `cfg.steps` is not the preset's) with each rate's final accuracy, its gain over the last third and the picked rates."""
     lrs = lrs or PILOT_LRS
     root = run_root(cfg, out, name)
     work = root/"cache"/experiment_key(cfg)
     data = experiment_data(cfg, work)
     n, B = len(data["train"]), base_steps(cfg, len(data["train"]))
-    write_jsonl(work/"eval.jsonl", [dict(r, split=s) for s in ("test", "ood") for r in eval_rows(data[s], cfg.eval_per_source)])
-    write_jsonl(work/"probe.jsonl", probe_rows(data["train"], cfg.probe_per_group))
-    write_json(work/"held_out.json", sorted(data["held_out"]))
-    tok_path = cfg.tokenizer or (data["tokenizer"] if cfg.model == "tiny-char" else None)
-    jobs = []
-    for opt, rates in lrs.items():
-        for lr in rates:
-            c = cfg.replace(**({"lr": lr} if opt == "adamw" else {"muon_lr": lr}), arms=("adamw", "muon"))
-            jobs.append(dict(cfg=c.to_dict(), tokenizer=tok_path, held_out=str(work/"held_out.json"), eval=str(work/"eval.jsonl"),
-                             probe=str(work/"probe.jsonl"), n_original=n, base_steps=B, benchmarks={}, arm=opt, budget="steps",
-                             seed=0, data=str(data["dir"]/"train.jsonl"), counts=None, steps=B,
-                             out=str(work/"pilot"/f"{opt}_lr{lr:g}"), lr=lr))
-    results = _map(run_target, jobs, cfg.workers, "pilot runs")
-    table = []
-    for j, r in zip(jobs, results):
-        ev = r["evals"]; third = min(ev, key=lambda e: abs(e["step"] - 2 * ev[-1]["step"] / 3))
-        table.append({"optimizer": j["arm"], "lr": j["lr"], "steps": r["steps"], "test_pp": round(100 * r["final"]["test"], 1),
-                      "ood_pp": round(100 * r["final"]["ood"], 1), "last_third_gain_pp": round(100 * (ev[-1]["test"]["mean"] - third["test"]["mean"]), 1),
-                      "curve_pp": [round(100 * e["test"]["mean"], 1) for e in ev]})
-    write_json(root/"pilot.json", {"config": cfg.to_dict(), "base_steps": B, "runs": table})
-    atomic_write(root/"pilot.md", f"# Learning-rate pilot ({cfg.preset}, B = {B} steps, seed 0)\n\n" + to_markdown(table, [
-        ("optimizer", "optimizer"), ("lr", lambda r: f"{r['lr']:g}"), ("test %", lambda r: f"{r['test_pp']:.1f}"),
-        ("OOD %", lambda r: f"{r['ood_pp']:.1f}"), ("gain over last third (pp)", lambda r: f"{r['last_third_gain_pp']:+.1f}"),
-        ("test % at each evaluation", lambda r: " → ".join(f"{x:.1f}" for x in r["curve_pp"]))]))
+    stem = pilot_stem(cfg, B)
+    with RunRecord(root, cfg, seed=0, name=f"run-{stem}.json", outputs=[f"{stem}.json", f"{stem}.md"], lrs=lrs, steps=B):
+        write_jsonl(work/"eval.jsonl", [dict(r, split=s) for s in ("test", "ood") for r in eval_rows(data[s], cfg.eval_per_source)])
+        write_jsonl(work/"probe.jsonl", probe_rows(data["train"], cfg.probe_per_group))
+        write_json(work/"held_out.json", sorted(data["held_out"]))
+        tok_path = cfg.tokenizer or (data["tokenizer"] if cfg.model == "tiny-char" else None)
+        jobs = []
+        for opt, rates in lrs.items():
+            for lr in rates:
+                c = cfg.replace(**({"lr": lr} if opt == "adamw" else {"muon_lr": lr}), arms=("adamw", "muon"))
+                jobs.append(dict(cfg=c.to_dict(), tokenizer=tok_path, held_out=str(work/"held_out.json"), eval=str(work/"eval.jsonl"),
+                                 probe=str(work/"probe.jsonl"), n_original=n, base_steps=B, benchmarks={}, arm=opt, budget="steps",
+                                 seed=0, data=str(data["dir"]/"train.jsonl"), counts=None, steps=B,
+                                 out=str(work/"pilot"/f"{opt}_lr{lr:g}_B{B}"), lr=lr))
+        results = _map(run_target, jobs, cfg.workers, "pilot runs")
+        table = []
+        for j, r in zip(jobs, results):
+            ev = r["evals"]; third = min(ev, key=lambda e: abs(e["step"] - 2 * ev[-1]["step"] / 3))
+            table.append({"optimizer": j["arm"], "lr": j["lr"], "steps": r["steps"], "test_pp": round(100 * r["final"]["test"], 1),
+                          "ood_pp": round(100 * r["final"]["ood"], 1), "last_third_gain_pp": round(100 * (ev[-1]["test"]["mean"] - third["test"]["mean"]), 1),
+                          "curve_pp": [round(100 * e["test"]["mean"], 1) for e in ev], "train_seconds": round(r["cost"]["train_seconds"], 1)})
+        picks = pilot_pick(table)
+        for r in table: r["plateaued"], r["picked"] = r["last_third_gain_pp"] < PLATEAU_PP, picks[r["optimizer"]] == r["lr"]
+        write_json(root/f"{stem}.json", {"config": cfg.to_dict(), "base_steps": B, "plateau_pp": PLATEAU_PP, "picked": picks, "runs": table})
+        atomic_write(root/f"{stem}.md", f"# Learning-rate pilot ({cfg.preset}, B = {B} steps, seed 0)\n\n"
+            f"A rate has plateaued when test accuracy gains less than {PLATEAU_PP:g} pp over the last third of the steps; each "
+            "optimizer's pick (*) is its best plateaued rate.\n\n" + to_markdown(table, [
+            ("optimizer", "optimizer"), ("lr", lambda r: f"{r['lr']:g}" + (" *" if r["picked"] else "")),
+            ("test %", lambda r: f"{r['test_pp']:.1f}"), ("OOD %", lambda r: f"{r['ood_pp']:.1f}"),
+            ("gain over last third (pp)", lambda r: f"{r['last_third_gain_pp']:+.1f}"),
+            ("test % at each evaluation", lambda r: " → ".join(f"{x:.1f}" for x in r["curve_pp"])),
+            ("train s", lambda r: f"{r['train_seconds']:.0f}")]))
     return root
 
-# %% ../nbs/80_experiment.ipynb #c037
+def parse_pilot_lrs(specs: Sequence[str]) -> dict:
+    "['adamw:1e-3,3e-3', 'muon:1e-3'] -> {'adamw': (0.001, 0.003), 'muon': (0.001,)}."
+    out = {}
+    for spec in specs:
+        opt, _, rates = spec.partition(":")
+        if opt not in PILOT_LRS or not rates:
+            raise SbnbError(f"--pilot-lrs {spec!r}: expected OPTIMIZER:LR[,LR...] with OPTIMIZER one of {', '.join(PILOT_LRS)}")
+        try: out[opt] = tuple(float(x) for x in rates.split(","))
+        except ValueError: raise SbnbError(f"--pilot-lrs {spec!r}: {rates!r} is not a comma-separated list of numbers") from None
+    return out
+
+# %% ../nbs/80_experiment.ipynb #c038
 @dataclasses.dataclass(frozen=True)
 class BaseConfig(Config):
     "The recipe of `tiny-char-base`: a char-level Llama pretrained on a mixture disjoint from every fine-tuning and held-out split."
@@ -919,12 +953,13 @@ def build_base(cfg: BaseConfig | None = None, out: str | Path | None = None, thr
     os.rename(tmp, out)
     return out
 
-# %% ../nbs/80_experiment.ipynb #c039
+# %% ../nbs/80_experiment.ipynb #c040
 _EXAMPLES = """examples:
   sbnb experiment --preset smoke --out /tmp/sbnb            # every arm in seconds: the plumbing
   sbnb experiment                                           # the CPU default into results/default (about 30 minutes on 2 cores)
   sbnb experiment --preset llm-smoke                        # SmolLM2-135M offline on a CPU (minutes)
-  sbnb experiment --pilot                                   # the learning-rate pilot of the default"""
+  sbnb experiment --pilot                                   # the learning-rate pilot of the default
+  sbnb experiment --pilot --pilot-lrs adamw:1e-3,3e-3 steps=2400   # an extended pilot at a longer budget B"""
 
 def add_cli(sub, common):
     "Subcommands of this module: `sbnb experiment`."
@@ -947,6 +982,8 @@ def add_cli(sub, common):
     p.add_argument("--name", default=None, help="run folder name (default: the preset's name)")
     p.add_argument("--config", default=None, help="a YAML/JSON file of ExperimentConfig fields, applied on top of the preset")
     p.add_argument("--pilot", action="store_true", help="run the learning-rate pilot (AdamW and Muon, one seed each) instead")
+    p.add_argument("--pilot-lrs", nargs="+", default=None, metavar="OPT:LR,...",
+                   help="the pilot's rates, e.g. adamw:1e-3,3e-3 (default: adamw and muon at four rates each)")
     p.add_argument("--build-base", action="store_true", help="pretrain tiny-char-base (the default's base model) into data/models")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. seeds=3 lr=3e-4 balanced.n_train=1000")
     p.set_defaults(func=_experiment_cmd)
@@ -974,8 +1011,9 @@ def _experiment_cmd(args) -> int:
     root = run_root(cfg, args.out, args.name)
     check_outputs([root])
     if args.pilot:
-        root = run_pilot(cfg, args.out, args.name)
-        print((root/"pilot.md").read_text()); print(f"wrote {root}/pilot.json"); return 0
+        root = run_pilot(cfg, args.out, args.name, parse_pilot_lrs(args.pilot_lrs) if args.pilot_lrs else None)
+        md = max(root.glob("pilot*.md"), key=lambda p: p.stat().st_mtime)  # the table just written
+        print(md.read_text()); print(f"wrote {md.with_suffix('.json')}"); return 0
     root = run_experiment(cfg, args.out, args.name)
     print((root/"summary.md").read_text())
     print(f"wrote {root}")
