@@ -187,6 +187,9 @@ def main():
     # README is the home page; its links into nbs/ point at the rendered pages.
     readme = (ROOT / "README.md").read_text()
     readme = re.sub(r"\(nbs/(\d\w*)\.ipynb\)", r"(\1.ipynb)", readme)
+    # links to other files of the repository (not part of the site) become the file's path, shown as code
+    readme = re.sub(r"\[([^\]]+)\]\((?!https?:|#|\d\w*\.ipynb)([^)\s]+)\)",
+                    lambda m: f"`{m.group(2)}`" if m.group(1).strip("`") == m.group(2) else f"{m.group(1)} (`{m.group(2)}`)", readme)
     toc = "\n".join(p.stem for p in nbs)
     (src / "index.md").write_text(readme + f"\n\n```{{toctree}}\n:hidden:\n:maxdepth: 1\n\n{toc}\n```\n")
     # Figures that notebooks embed by relative path (e.g. results/...) travel with the pages.

@@ -982,8 +982,8 @@ def add_cli(sub, common):
     p.add_argument("--name", default=None, help="run folder name (default: the preset's name)")
     p.add_argument("--config", default=None, help="a YAML/JSON file of ExperimentConfig fields, applied on top of the preset")
     p.add_argument("--pilot", action="store_true", help="run the learning-rate pilot (AdamW and Muon, one seed each) instead")
-    p.add_argument("--pilot-lrs", nargs="+", default=None, metavar="OPT:LR,...",
-                   help="the pilot's rates, e.g. adamw:1e-3,3e-3 (default: adamw and muon at four rates each)")
+    p.add_argument("--pilot-lrs", action="append", default=None, metavar="OPT:LR,...",
+                   help="the pilot's rates for one optimizer, e.g. adamw:1e-3,3e-3; repeat for each (default: adamw and muon at four rates each)")
     p.add_argument("--build-base", action="store_true", help="pretrain tiny-char-base (the default's base model) into data/models")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. seeds=3 lr=3e-4 balanced.n_train=1000")
     p.set_defaults(func=_experiment_cmd)
