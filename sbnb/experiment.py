@@ -21,7 +21,7 @@ __all__ = ['ARMS', 'BUDGETS', 'EPOCH_ARMS', 'DataKind', 'COMPARISONS', 'RESULT_C
            'run_proxy', 'eval_grid', 'run_target', 'experiment_key', 'run_root', 'run_experiment', 'results_table',
            'cost_table', 'sb_table', 'baseline_plateau', 'comparisons', 'to_markdown', 'benchmark_table',
            'comparisons_markdown', 'write_report', 'plot_results', 'pilot_pick', 'pilot_stem', 'run_pilot',
-           'parse_pilot_lrs', 'BaseConfig', 'build_base', 'add_cli']
+           'pilot_markdown', 'parse_pilot_lrs', 'BaseConfig', 'build_base', 'add_cli']
 
 # %% ../nbs/80_experiment.ipynb #c005
 @dataclasses.dataclass(frozen=True)
@@ -145,7 +145,7 @@ class ExperimentConfig(Config):
                           balanced=dict(n_train=16, n_test=4, n_ood=4, form="full"), benchmarks=("gsm8k", "math", "numglue", "svamp", "deepmind", "simuleq"),
                           benchmark_limit=8, seeds=1, steps=4, batch_size=4, lr=2e-5, evals=1, eval_per_source=4,
                           eval_mode="generate", max_new_tokens=24, eval_batch_size=32, probe_per_group=2, proxy_seeds=1,
-                          proxy_records=2, workers=2, arms=tuple(a for a in ARMS if a not in ("adamw+small",))),
+                          proxy_epochs=0.4, self_epochs=0.2, proxy_records=2, workers=2, arms=tuple(a for a in ARMS if a not in ("adamw+small",))),
         "llm-gpu": dict(preset="llm-gpu", model="smollm2-135m", data="llm", max_length=400, gsm8k_train=800,
                         balanced=dict(n_train=400, n_test=50, n_ood=50, form="full"), benchmarks=("gsm8k", "math", "numglue", "svamp", "deepmind", "simuleq"),
                         benchmark_limit=50, seeds=3, steps=0, epochs=1.5, batch_size=32, lr=2e-5, evals=2, eval_per_source=50,
@@ -879,16 +879,23 @@ def run_pilot(cfg: ExperimentConfig, out: str | Path = "results", name: str | No
                           "curve_pp": [round(100 * e["test"]["mean"], 1) for e in ev], "train_seconds": round(r["cost"]["train_seconds"], 1)})
         picks = pilot_pick(table)
         for r in table: r["plateaued"], r["picked"] = r["last_third_gain_pp"] < PLATEAU_PP, picks[r["optimizer"]] == r["lr"]
-        write_json(root/f"{stem}.json", {"config": cfg.to_dict(), "base_steps": B, "plateau_pp": PLATEAU_PP, "picked": picks, "runs": table})
-        atomic_write(root/f"{stem}.md", f"# Learning-rate pilot ({cfg.preset}, B = {B} steps, seed 0)\n\n"
-            f"A rate has plateaued when test accuracy gains less than {PLATEAU_PP:g} pp over the last third of the steps; each "
-            "optimizer's pick (*) is its best plateaued rate.\n\n" + to_markdown(table, [
-            ("optimizer", "optimizer"), ("lr", lambda r: f"{r['lr']:g}" + (" *" if r["picked"] else "")),
-            ("test %", lambda r: f"{r['test_pp']:.1f}"), ("OOD %", lambda r: f"{r['ood_pp']:.1f}"),
-            ("gain over last third (pp)", lambda r: f"{r['last_third_gain_pp']:+.1f}"),
-            ("test % at each evaluation", lambda r: " → ".join(f"{x:.1f}" for x in r["curve_pp"])),
-            ("train s", lambda r: f"{r['train_seconds']:.0f}")]))
+        pj = write_json(root/f"{stem}.json", {"config": cfg.to_dict(), "base_steps": B, "plateau_pp": PLATEAU_PP, "picked": picks, "runs": table})
+        atomic_write(root/f"{stem}.md", pilot_markdown(read_json(pj)))
     return root
+
+def pilot_markdown(pilot: dict) -> str:
+    "The pilot table of `pilot.json` as markdown: every rate's accuracy, its gain over the last third, its curve; picks marked *."
+    cfg, runs = pilot["config"], pilot["runs"]
+    flat = {o for o in pilot["picked"] if any(r["plateaued"] for r in runs if r["optimizer"] == o)}
+    note = "" if flat == set(pilot["picked"]) else f" (for {', '.join(sorted(set(pilot['picked']) - flat))}: no rate plateaued, so its best rate)"
+    return (f"# Learning-rate pilot ({cfg['preset']}, B = {pilot['base_steps']} steps, seed 0)\n\n"
+            f"A rate has plateaued when test accuracy gains less than {pilot['plateau_pp']:g} pp over the last third of the steps; "
+            f"each optimizer's pick (*) is its best plateaued rate{note}.\n\n" + to_markdown(runs, [
+        ("optimizer", "optimizer"), ("lr", lambda r: f"{r['lr']:g}" + (" *" if r["picked"] else "")),
+        ("test %", lambda r: f"{r['test_pp']:.1f}"), ("OOD %", lambda r: f"{r['ood_pp']:.1f}"),
+        ("gain over last third (pp)", lambda r: f"{r['last_third_gain_pp']:+.1f}"),
+        ("test % at each evaluation", lambda r: " → ".join(f"{x:.1f}" for x in r["curve_pp"])),
+        ("train s", lambda r: f"{r['train_seconds']:.0f}")]))
 
 def parse_pilot_lrs(specs: Sequence[str]) -> dict:
     "['adamw:1e-3,3e-3', 'muon:1e-3'] -> {'adamw': (0.001, 0.003), 'muon': (0.001,)}."
