@@ -12,7 +12,7 @@ from .core import Config, SbnbError
 
 # %% auto #0
 __all__ = ['OPTIMIZERS', 'SAM_BASES', 'SAM', 'FriendlySAM', 'split_muon_params', 'muon_param_groups', 'check_param_groups',
-           'MuonAdamW', 'OptimConfig', 'build_optimizer']
+           'newton_schulz_float32', 'newton_schulz_dtype', 'MuonAdamW', 'OptimConfig', 'build_optimizer']
 
 # %% ../nbs/01_optim.ipynb #c005
 class SAM(torch.optim.Optimizer):
@@ -159,15 +159,42 @@ def check_param_groups(model: nn.Module, groups: list[dict]) -> None:
         raise ValueError(f"parameter groups: missing {missing[:5]}, in several groups {twice[:5]}, "
                          f"not trainable parameters of the model: {len(extra)}")
 
-# %% ../nbs/01_optim.ipynb #c016
+# %% ../nbs/01_optim.ipynb #c017
+import contextlib
+import torch.optim._muon as _torch_muon
+
+def newton_schulz_float32(grad: torch.Tensor, ns_coefficients: tuple[float, float, float], ns_steps: int, eps: float) -> torch.Tensor:
+    "torch.optim.Muon's quintic Newton–Schulz orthogonalization, computed in float32 instead of bfloat16."
+    a, b, c = ns_coefficients
+    x = grad.float()
+    if grad.size(0) > grad.size(1): x = x.T
+    x = x / x.norm().clamp(min=eps)
+    for _ in range(ns_steps):
+        gram = x @ x.T
+        x = torch.addmm(x, torch.addmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
+    return x.T if grad.size(0) > grad.size(1) else x
+
+@contextlib.contextmanager
+def newton_schulz_dtype(dtype: torch.dtype):
+    "Within the block, `torch.optim.Muon` orthogonalizes in `dtype` (float32 or torch's bfloat16)."
+    if dtype == torch.bfloat16: yield; return
+    if dtype != torch.float32: raise ValueError(f"Newton–Schulz dtype must be bfloat16 or float32, got {dtype}")
+    orig = _torch_muon._zeropower_via_newtonschulz
+    _torch_muon._zeropower_via_newtonschulz = newton_schulz_float32
+    try: yield
+    finally: _torch_muon._zeropower_via_newtonschulz = orig
+
+# %% ../nbs/01_optim.ipynb #c019
 class MuonAdamW(torch.optim.Optimizer):
     "One optimizer: `torch.optim.Muon` on groups with `use_muon=True`, `torch.optim.AdamW` on the others."
     def __init__(self, params, lr: float = 1e-3, weight_decay: float = 0.0, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, momentum: float = 0.95, nesterov: bool = True, ns_steps: int = 5,
-                 adjust_lr_fn: str | None = "match_rms_adamw"):
+                 adjust_lr_fn: str | None = "match_rms_adamw", ns_dtype: Literal["auto", "bfloat16", "float32"] = "auto"):
         groups = list(params)
         if not groups or not isinstance(groups[0], dict) or any("use_muon" not in g for g in groups):
             raise ValueError("MuonAdamW needs parameter groups with a `use_muon` flag (see `muon_param_groups`)")
+        if ns_dtype not in ("auto", "bfloat16", "float32"): raise ValueError(f"ns_dtype must be auto, bfloat16 or float32, got {ns_dtype!r}")
+        self.ns_dtype = ns_dtype
         self._kinds = ["muon" if g["use_muon"] else "adamw" for g in groups]
         mg, ag = [g for g in groups if g["use_muon"]], [g for g in groups if not g["use_muon"]]
         # the group dicts are shared with the sub-optimizers, so a scheduler (or SAM) changing one changes both
@@ -184,8 +211,16 @@ class MuonAdamW(torch.optim.Optimizer):
         loss = None
         if closure is not None:
             with torch.enable_grad(): loss = closure()
-        for o in self._subs(): o.step()
+        if self.muon is not None:
+            with newton_schulz_dtype(self._ns_dtype()): self.muon.step()
+        if self.adamw is not None: self.adamw.step()
         return loss
+
+    def _ns_dtype(self) -> torch.dtype:
+        "float32 on the CPU (bfloat16 products are slow there), bfloat16 elsewhere, unless `ns_dtype` says otherwise."
+        if self.ns_dtype != "auto": return getattr(torch, self.ns_dtype)
+        p = self.muon.param_groups[0]["params"][0]
+        return torch.float32 if p.device.type == "cpu" else torch.bfloat16
 
     def state_dict(self) -> dict:
         "Both optimizers' states."
@@ -199,7 +234,7 @@ class MuonAdamW(torch.optim.Optimizer):
                "adamw": iter(self.adamw.param_groups if self.adamw else [])}
         self.param_groups = [next(its[k]) for k in self._kinds]
 
-# %% ../nbs/01_optim.ipynb #c024
+# %% ../nbs/01_optim.ipynb #c027
 OPTIMIZERS = ("adamw", "muon", "sam", "fsam", "muon+sam")
 SAM_BASES = ("adamw", "muon", "sgd")
 
