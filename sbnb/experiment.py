@@ -845,9 +845,10 @@ def pilot_pick(table: list[dict]) -> dict:
         picks[opt] = max(flat or rows, key=lambda r: r["test_pp"])["lr"]
     return picks
 
-def pilot_stem(cfg: ExperimentConfig, B: int) -> str:
-    "'pilot' at the preset's own step budget, 'pilot-B<steps>' for an extended pilot at another B."
-    return "pilot" if cfg.steps == ExperimentConfig.from_preset(cfg.preset).steps else f"pilot-B{B}"
+def pilot_stem(cfg: ExperimentConfig) -> str:
+    "'pilot' at the preset's own step budget, 'pilot-B<steps>' (or 'pilot-epochs<epochs>') for an extended pilot at another B."
+    if cfg.steps == ExperimentConfig.from_preset(cfg.preset).steps: return "pilot"
+    return f"pilot-B{cfg.steps}" if cfg.steps else f"pilot-epochs{cfg.epochs:g}"
 
 def run_pilot(cfg: ExperimentConfig, out: str | Path = "results", name: str | None = None, lrs: dict | None = None) -> Path:
     """Train AdamW and Muon at several learning rates (one seed each, B steps); write pilot.json and pilot.md (pilot-B<steps>.*
@@ -857,7 +858,7 @@ def run_pilot(cfg: ExperimentConfig, out: str | Path = "results", name: str | No
     work = root/"cache"/experiment_key(cfg)
     data = experiment_data(cfg, work)
     n, B = len(data["train"]), base_steps(cfg, len(data["train"]))
-    stem = pilot_stem(cfg, B)
+    stem = pilot_stem(cfg)
     with RunRecord(root, cfg, seed=0, name=f"run-{stem}.json", outputs=[f"{stem}.json", f"{stem}.md"], lrs=lrs, steps=B):
         write_jsonl(work/"eval.jsonl", [dict(r, split=s) for s in ("test", "ood") for r in eval_rows(data[s], cfg.eval_per_source)])
         write_jsonl(work/"probe.jsonl", probe_rows(data["train"], cfg.probe_per_group))
@@ -880,8 +881,9 @@ def run_pilot(cfg: ExperimentConfig, out: str | Path = "results", name: str | No
                           "curve_pp": [round(100 * e["test"]["mean"], 1) for e in ev], "train_seconds": round(r["cost"]["train_seconds"], 1)})
         picks = pilot_pick(table)
         for r in table: r["plateaued"], r["picked"] = r["last_third_gain_pp"] < PLATEAU_PP, picks[r["optimizer"]] == r["lr"]
-        pj = write_json(root/f"{stem}.json", {"config": cfg.to_dict(), "base_steps": B, "plateau_pp": PLATEAU_PP, "picked": picks, "runs": table})
-        atomic_write(root/f"{stem}.md", pilot_markdown(read_json(pj)))
+        pilot = {"config": cfg.to_dict(), "base_steps": B, "plateau_pp": PLATEAU_PP, "picked": picks, "runs": table}
+        write_json(root/f"{stem}.json", pilot)
+        atomic_write(root/f"{stem}.md", pilot_markdown(pilot))
     return root
 
 def pilot_markdown(pilot: dict) -> str:
@@ -1020,8 +1022,8 @@ def _experiment_cmd(args) -> int:
     check_outputs([root])
     if args.pilot:
         root = run_pilot(cfg, args.out, args.name, parse_pilot_lrs(args.pilot_lrs) if args.pilot_lrs else None)
-        md = max(root.glob("pilot*.md"), key=lambda p: p.stat().st_mtime)  # the table just written
-        print(md.read_text()); print(f"wrote {md.with_suffix('.json')}"); return 0
+        stem = pilot_stem(cfg)
+        print((root/f"{stem}.md").read_text()); print(f"wrote {root/stem}.json"); return 0
     root = run_experiment(cfg, args.out, args.name)
     print((root/"summary.md").read_text())
     print(f"wrote {root}")

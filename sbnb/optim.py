@@ -203,8 +203,6 @@ class MuonAdamW(torch.optim.Optimizer):
         self.adamw = torch.optim.AdamW(ag, lr=lr, weight_decay=weight_decay, betas=betas, eps=eps) if ag else None
         super().__init__(groups, dict(lr=lr, weight_decay=weight_decay))
 
-    def _subs(self): return [o for o in (self.muon, self.adamw) if o is not None]
-
     @torch.no_grad()
     def step(self, closure: Callable | None = None):
         "One Muon step on the hidden matrices and one AdamW step on the rest."

