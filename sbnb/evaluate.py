@@ -167,8 +167,10 @@ class EvalConfig(Config):
 def evaluate(model, tokenizer, benchmarks: str | Sequence[str] | dict[str, list[dict]], out_dir: str | Path,
              limit: int | None = None, batch_size: int = 8, prompt_style: str | None = None, max_new_tokens: int = 256,
              data_dir: str | Path | None = None, stop: Sequence[str] | None = DEFAULT_STOP, model_name: str | None = None,
-             show_progress: bool = True) -> dict:
-    "Zero-shot greedy accuracy on `benchmarks` (names, or name -> rows); writes per-example JSONL, summary.json/.md and run.json."
+             show_progress: bool = True, joint: bool = False) -> dict:
+    """Zero-shot greedy accuracy on `benchmarks` (names, or name -> rows); writes per-example JSONL, summary.json/.md and run.json.
+    `joint`: one `generate` call over every benchmark's prompts (batches group similar lengths across benchmarks: less padding;
+    for a few items per benchmark) instead of one call per benchmark, whose results are written as each finishes."""
     out_dir = Path(out_dir)
     prompt_style = prompt_style or "alpaca"
     stop = [*(stop or []), *(["\n"] if prompt_style == "compact" else [])]  # a compact answer is one line
@@ -176,24 +178,34 @@ def evaluate(model, tokenizer, benchmarks: str | Sequence[str] | dict[str, list[
     cfg = EvalConfig(model=model_name, benchmarks=tuple(n for n in sets if n in BENCHMARK_FILES) or EvalConfig().benchmarks,
                      out=str(out_dir), limit=limit, batch_size=batch_size, data_dir=str(data_dir) if data_dir else None,
                      max_new_tokens=max_new_tokens, prompt_style=prompt_style, stop=tuple(stop))
-    config = {**cfg.to_dict(), "benchmarks": list(sets), "decoding": "greedy", "tolerance": dict(abs=ABS_TOL, rel=REL_TOL)}
+    config = {**cfg.to_dict(), "benchmarks": list(sets), "decoding": "greedy", "tolerance": dict(abs=ABS_TOL, rel=REL_TOL),
+              "joint": joint}
     summary = dict(model=model_name, config=config, benchmarks={})
+    t_all = time.time()
     with RunRecord(out_dir, config=config, seed=0):
         for name, rows in sets.items():
             if rows is None: rows = load_benchmark(name, _data_path(name, data_dir))
-            rows = list(rows)[:limit] if limit else list(rows)
+            sets[name] = list(rows)[:limit] if limit else list(rows)
+        prompts = {name: [format_prompt(r, prompt_style) for r in rows] for name, rows in sets.items()}
+        gen = dict(max_new_tokens=max_new_tokens, batch_size=batch_size, stop=stop, show_progress=show_progress)
+        if joint:
+            flat = generate(model, tokenizer, [p for ps in prompts.values() for p in ps], desc="benchmarks", **gen)
+            outs, i = {}, 0
+            for name, ps in prompts.items(): outs[name], i = flat[i:i + len(ps)], i + len(ps)
+        for name, rows in sets.items():
             t0 = time.time()
-            prompts = [format_prompt(r, prompt_style) for r in rows]
-            outs = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size, stop=stop, desc=name,
-                            show_progress=show_progress)
-            recs = score_rows(rows, outs, prompts)
+            out = outs[name] if joint else generate(model, tokenizer, prompts[name], desc=name, **gen)
+            recs = score_rows(rows, out, prompts[name])
             write_jsonl(out_dir/f"{name}.jsonl", recs)
-            summary["benchmarks"][name] = dict(summarize(recs), seconds=round(time.time() - t0, 2), file=f"{name}.jsonl")
+            summary["benchmarks"][name] = dict(summarize(recs), **({} if joint else {"seconds": round(time.time() - t0, 2)}),
+                                               file=f"{name}.jsonl")
             write_json(out_dir/"summary.json", summary)  # after each benchmark: partial results survive a crash
+        summary["seconds"] = round(time.time() - t_all, 2)
+        write_json(out_dir/"summary.json", summary)
         atomic_write(out_dir/"summary.md", summary_markdown(summary))
     return summary
 
-# %% ../nbs/31_evaluate.ipynb #c022
+# %% ../nbs/31_evaluate.ipynb #c024
 def teacher_forced_correct(model, tokenizer, rows: Sequence[dict], style: str = "compact", batch_size: int = 256,
                            max_length: int = 512) -> list[bool]:
     "Per row, whether greedy decoding would write its `output` and then the end token exactly: one forward pass, the argmax at every response position."
@@ -218,7 +230,7 @@ def teacher_forced_correct(model, tokenizer, rows: Sequence[dict], style: str = 
         model.train(was)
     return out
 
-# %% ../nbs/31_evaluate.ipynb #c026
+# %% ../nbs/31_evaluate.ipynb #c028
 class LearnedSteps:
     "Which probe examples are correct (teacher-forced exact match) at each recorded step; each one's learned step."
     def __init__(self, probe: Sequence[dict], tokenizer, style: str = "compact", batch_size: int = 256, max_length: int = 512):
@@ -226,10 +238,14 @@ class LearnedSteps:
         self.steps: list[int] = []
         self.correct: list[list[bool]] = []  # one list per recorded step, in probe order
 
-    def record(self, model, step: int) -> None:
-        "Evaluate the probe with `model` at `step` (once per step)."
+    def record(self, model, step: int, correct: Sequence[bool] | None = None) -> None:
+        "Evaluate the probe with `model` at `step` (once per step); `correct`: the probe's correctness already measured (then no pass)."
         if step in self.steps: return
-        self.correct.append(teacher_forced_correct(model, self.tokenizer, self.probe, self.style, self.batch_size, self.max_length))
+        if correct is not None and len(correct) != len(self.probe):
+            raise SbnbError(f"LearnedSteps.record: {len(correct)} correctness values for {len(self.probe)} probe examples")
+        ok = [bool(c) for c in correct] if correct is not None else None
+        self.correct.append(ok if ok is not None else
+                            teacher_forced_correct(model, self.tokenizer, self.probe, self.style, self.batch_size, self.max_length))
         self.steps.append(int(step))
 
     def learned_steps(self) -> dict[str, int | None]:
@@ -265,7 +281,7 @@ def learned_steps_callback(recorder: LearnedSteps, every: int, at_start: bool = 
             if state.global_step % every == 0 or state.global_step == state.max_steps: recorder.record(model, state.global_step)
     return LearnedStepsCallback()
 
-# %% ../nbs/31_evaluate.ipynb #c029
+# %% ../nbs/31_evaluate.ipynb #c031
 def load_model(path: str | Path, device: str | None = None):
     "A causal LM and its tokenizer (`sbnb.models.load_model_and_tokenizer`) from a registered name, model folder or training run, on `device` (default: GPU if any)."
     from sbnb.models import MODELS, model_folder, load_model_and_tokenizer
@@ -274,7 +290,7 @@ def load_model(path: str | Path, device: str | None = None):
         if mdir != Path(path): print(f"sbnb eval: using {mdir}", file=sys.stderr)
     return load_model_and_tokenizer(path, device)
 
-# %% ../nbs/31_evaluate.ipynb #c032
+# %% ../nbs/31_evaluate.ipynb #c034
 _EXAMPLES = """examples:
   sbnb eval --model runs/target --benchmarks corpus-test,corpus-ood --out eval/
   sbnb eval --model runs/target --benchmarks gsm8k,math500 --data-dir ../shared/benchmarks --limit 100 --out eval/"""

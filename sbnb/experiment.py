@@ -18,10 +18,10 @@ __all__ = ['ARMS', 'BUDGETS', 'EPOCH_ARMS', 'DataKind', 'COMPARISONS', 'RESULT_C
            'PILOT_LRS', 'PLATEAU_PP', 'Arm', 'run_names', 'TinyLMConfig', 'ExperimentConfig', 'mean_ci', 'paired_diffs',
            'fmt_ci', 'compare', 'jaccard', 'threshold_balanced_accuracy', 'selection_diagnostics', 'oracle_selection',
            'arm_data', 'mean_trajectories', 'check_no_leak', 'experiment_data', 'eval_rows', 'probe_rows', 'base_steps',
-           'run_proxy', 'eval_grid', 'run_target', 'experiment_key', 'run_root', 'run_experiment', 'results_table',
-           'cost_table', 'sb_table', 'baseline_plateau', 'comparisons', 'to_markdown', 'benchmark_table',
-           'comparisons_markdown', 'write_report', 'plot_results', 'pilot_pick', 'pilot_stem', 'run_pilot',
-           'pilot_markdown', 'parse_pilot_lrs', 'BaseConfig', 'build_base', 'add_cli']
+           'run_proxy', 'eval_grid', 'shared_start', 'base_evaluation', 'run_target', 'experiment_key', 'run_root',
+           'run_experiment', 'results_table', 'cost_table', 'sb_table', 'baseline_plateau', 'comparisons',
+           'to_markdown', 'benchmark_table', 'comparisons_markdown', 'write_report', 'plot_results', 'pilot_pick',
+           'pilot_stem', 'run_pilot', 'pilot_markdown', 'parse_pilot_lrs', 'BaseConfig', 'build_base', 'add_cli']
 
 # %% ../nbs/80_experiment.ipynb #c005
 @dataclasses.dataclass(frozen=True)
@@ -92,7 +92,7 @@ class ExperimentConfig(Config):
     benchmarks: tuple[str, ...] = ()  # evaluated by generation at the end of every target run
     benchmark_limit: int = 8          # items per benchmark (0: all)
     arms: tuple[str, ...] = ("adamw", "adamw+up", "adamw+random", "adamw+oracle", "adamw+aug", "adamw+up-self",
-                             "adamw+up-sched", "muon", "muon+up", "sam")
+                             "muon", "muon+up", "sam")  # more in ARMS (adamw+up-sched, adamw+up-iw, adamw+small): arms=...
     budgets: tuple[str, ...] = BUDGETS
     seeds: int = 8                    # target seeds per arm and budget, paired by seed
     workers: int = 2                  # parallel single-thread worker processes
@@ -144,8 +144,8 @@ class ExperimentConfig(Config):
         "llm-smoke": dict(preset="llm-smoke", model="smollm2-135m", data="llm", max_length=400, gsm8k_train=8,
                           balanced=dict(n_train=8, n_test=4, n_ood=4, form="full"), benchmarks=("gsm8k", "math", "numglue", "svamp", "deepmind", "simuleq"),
                           benchmark_limit=8, seeds=1, steps=4, batch_size=2, lr=2e-5, evals=1, eval_per_source=2,
-                          eval_mode="generate", max_new_tokens=16, eval_batch_size=32, probe_per_group=2, proxy_seeds=1,
-                          proxy_epochs=0.2, self_epochs=0.2, proxy_records=2, workers=2, arms=tuple(a for a in ARMS if a not in ("adamw+small",))),
+                          eval_mode="generate", max_new_tokens=16, eval_batch_size=16, probe_per_group=2, proxy_seeds=1,
+                          proxy_epochs=0.2, self_epochs=0.2, proxy_records=1, workers=2, arms=tuple(a for a in ARMS if a not in ("adamw+small",))),
         "llm-gpu": dict(preset="llm-gpu", model="smollm2-135m", data="llm", max_length=400, gsm8k_train=800,
                         balanced=dict(n_train=400, n_test=50, n_ood=50, form="full"), benchmarks=("gsm8k", "math", "numglue", "svamp", "deepmind", "simuleq"),
                         benchmark_limit=50, seeds=3, steps=0, epochs=1.5, batch_size=32, lr=2e-5, evals=2, eval_per_source=50,
@@ -424,6 +424,29 @@ def eval_grid(base: int, steps: int, evals: int) -> list[int]:
     k = max(1, round(base / evals))
     return sorted({*range(k, steps, k), steps})
 
+def shared_start(cfg: ExperimentConfig) -> bool:
+    "Whether every run starts from the same weights (pretrained, a model folder or a .gguf file), so their step-0 evaluations agree."
+    from sbnb.models import MODELS
+    if cfg.init == "random": return False
+    spec = MODELS.get(cfg.model)
+    return spec is None or cfg.init == "pretrained" or bool(spec.hub_id or spec.local_weights)
+
+def base_evaluation(job: dict) -> dict:
+    "The step-0 evaluation of a shared start, once for every run: correctness of each eval row and probe row; writes `job['out']`."
+    from sbnb.models import load_tokenizer, load_model, default_device
+    from sbnb.evaluate import teacher_forced_correct
+    out = Path(job["out"])
+    if out.exists(): return read_json(out)
+    cfg = ExperimentConfig.from_dict(job["cfg"]); _threads(job)
+    tok = load_tokenizer(cfg.model, job.get("tokenizer"))
+    with _quiet_loading(): model = load_model(cfg.model, tok, cfg.init, **_model_kwargs(cfg)).to(default_device())  # as `train` loads it
+    ok = _correct(model, tok, read_jsonl(job["eval"]), cfg)
+    probe = (teacher_forced_correct(model, tok, read_jsonl(job["probe"]), _style(cfg), cfg.eval_batch_size, cfg.max_length)
+             if cfg.eval_mode == "teacher_forcing" else None)
+    res = {"eval": ok, "probe": probe}
+    write_json(out, res)
+    return res
+
 def run_target(job: dict) -> dict:
     "Train one target run (arm, budget, seed) with evaluations on the grid; writes and returns `result.json`."
     from transformers import TrainerCallback
@@ -447,14 +470,19 @@ def run_target(job: dict) -> dict:
     recorder = LearnedSteps(probe, tok, _style(cfg), cfg.eval_batch_size, cfg.max_length) if cfg.eval_mode == "teacher_forcing" else None
     evals, timer = [], {"eval": 0.0, "select": 0.0}
 
+    base = read_json(job["base_eval"]) if job.get("base_eval") else None  # the shared step-0 evaluation (`base_evaluation`)
+
     def evaluate(model, step):
         t0 = time.perf_counter()
-        ok = _correct(model, tok, ev, cfg)
-        t = [r for r in ev if r["split"] == "test"]; o = [r for r in ev if r["split"] == "ood"]
-        acc_t = _accuracy(t, [c for r, c in zip(ev, ok) if r["split"] == "test"])
-        acc_o = _accuracy(o, [c for r, c in zip(ev, ok) if r["split"] == "ood"])
-        if recorder is not None: recorder.record(model, step)
-        evals.append({"step": int(step), "test": acc_t, "ood": acc_o})
+        shared = base is not None and step == 0
+        rows_ = ev if shared or step == steps else [r for r in ev if r["split"] == "test"]  # OOD: at the last step (and step 0 when shared)
+        ok = base["eval"] if shared else _correct(model, tok, rows_, cfg)
+        e = {"step": int(step)}
+        for split in ("test", "ood"):
+            sub = [(r, c) for r, c in zip(rows_, ok) if r["split"] == split]
+            if sub: e[split] = _accuracy([r for r, _ in sub], [c for _, c in sub])
+        if recorder is not None: recorder.record(model, step, correct=base["probe"] if shared else None)
+        evals.append(e)
         timer["eval"] += time.perf_counter() - t0
 
     class Evals(TrainerCallback):
@@ -474,12 +502,12 @@ def run_target(job: dict) -> dict:
     wall = time.perf_counter() - t0
     model = keep["model"]
     cost = read_json(out/"trainer"/"cost.json")
-    bench = {}
+    bench, t_bench = {}, 0.0
     if cfg.benchmarks:
         from sbnb.evaluate import evaluate as evaluate_benchmarks
         s = evaluate_benchmarks(model, tok, job["benchmarks"], out/"benchmarks", batch_size=cfg.eval_batch_size, prompt_style=_style(cfg),
-                                max_new_tokens=cfg.max_new_tokens, model_name=cfg.model, show_progress=False)
-        bench = {n: b["accuracy"] for n, b in s["benchmarks"].items()}
+                                max_new_tokens=cfg.max_new_tokens, model_name=cfg.model, show_progress=False, joint=True)
+        bench, t_bench = {n: b["accuracy"] for n, b in s["benchmarks"].items()}, s["seconds"]
     final = evals[-1]
     result = {"arm": arm.name, "budget": job["budget"], "seed": job["seed"], "optimizer": arm.optimizer, "data": arm.data,
               "n_rows": len(rows), "n_original": job["n_original"], "appearances_per_epoch": int(sum(counts)) if counts else len(rows),
@@ -490,7 +518,7 @@ def run_target(job: dict) -> dict:
               "evals": evals, "sb": recorder.summary() if recorder is not None else None,
               "learned_steps": recorder.learned_steps() if recorder is not None else None,
               "cost": {"train_seconds": round(wall - timer["eval"], 2), "eval_seconds": round(timer["eval"], 2),
-                       "selection_seconds": round(timer["select"], 2), "forward_passes": cost["forward_passes"],
+                       "selection_seconds": round(timer["select"], 2), "benchmark_seconds": t_bench, "forward_passes": cost["forward_passes"],
                        "backward_passes": cost["backward_passes"], "tokens": cost["tokens"], "optimizer_steps": cost["optimizer_steps"],
                        "train_loss": cost["train_loss"], "memory": cost.get("memory")}}
     if arm.data == "self": result["self_selection"] = read_json(out/"self_selection.json")
@@ -584,6 +612,9 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path = "results", name: str
         write_json(work/"held_out.json", sorted(data["held_out"]))
         common = {"cfg": cfg.to_dict(), "tokenizer": tok_path, "held_out": str(work/"held_out.json"), "eval": str(work/"eval.jsonl"),
                   "probe": str(work/"probe.jsonl"), "n_original": n, "base_steps": B, "benchmarks": data["benchmarks"]}
+        if shared_start(cfg):  # every run starts from the same weights: their step-0 evaluation is computed once
+            _map(base_evaluation, [dict(common, out=str(work/"base_eval.json"))], cfg.workers, "step-0 evaluation")
+            common["base_eval"] = str(work/"base_eval.json")
         kinds = {ARMS[a].data for a in cfg.arms}
         sel, diag = None, []
         if kinds - {"original", "self"}:  # 1-3. proxies, trajectories, selection
@@ -606,7 +637,8 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path = "results", name: str
                 steps = B if b == "steps" else _steps(cfg.epochs if not cfg.steps else B * cfg.batch_size / n, _epoch_size(a, train_rows, sel, s, data), cfg.batch_size)
                 jobs.append(dict(common, out=str(work/"runs"/f"{a}__{b}__s{s}".replace("+", "_")), arm=a, budget=b, seed=s,
                                  data=str(f), counts=counts, steps=steps))
-        cost = lambda j: j["steps"] * (2 if ARMS[j["arm"]].optimizer == "sam" else 1)
+        # longest first: steps (x2 for SAM), then Muon (Newton-Schulz) and up-self (loss recording) before the rest
+        cost = lambda j: (j["steps"] * (2 if ARMS[j["arm"]].optimizer == "sam" else 1), ARMS[j["arm"]].optimizer == "muon" or ARMS[j["arm"]].data == "self")
         jobs.sort(key=cost, reverse=True)
         results = _map(run_target, jobs, cfg.workers, "target runs")
         results.sort(key=lambda r: (list(ARMS).index(r["arm"]), r["budget"], r["seed"]))

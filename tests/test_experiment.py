@@ -61,6 +61,24 @@ def test_runs_are_paired_at_equal_steps_and_epochs(smoke):
         for r in (base, up_e):
             assert r["evals"][0]["step"] == 0 and r["evals"][-1]["step"] == r["steps"] and len(r["evals"]) >= 3
 
+def test_shared_step0_evaluation_equals_a_runs_own(smoke, tmp_path):
+    "Runs from one pretrained start share one step-0 evaluation: a run that evaluates step 0 itself gets the same evals and learned steps."
+    import torch
+    cfg = E.ExperimentConfig.from_preset("smoke")
+    assert E.shared_start(cfg) and not E.shared_start(E.ExperimentConfig.from_preset("legacy"))
+    work = next(d for d in (smoke / "cache").iterdir() if (d / "base_eval.json").exists())
+    r0 = read_json(work / "runs" / "adamw__steps__s0" / "result.json")
+    assert "ood" in r0["evals"][0] and "ood" in r0["evals"][-1] and all("ood" not in e for e in r0["evals"][1:-1])
+    job = dict(cfg=cfg.to_dict(), tokenizer=None, held_out=str(work / "held_out.json"), eval=str(work / "eval.jsonl"),
+               probe=str(work / "probe.jsonl"), n_original=r0["n_original"], base_steps=r0["base_steps"], benchmarks={},
+               out=str(tmp_path / "run"), arm="adamw", budget="steps", seed=0, data=str(work / "data" / "train.jsonl"),
+               counts=None, steps=r0["steps"], threads=1)
+    n = torch.get_num_threads()
+    try: r = E.run_target(job)  # no base_eval: evaluates step 0 in the run
+    finally: torch.set_num_threads(n)
+    assert r["evals"][0]["test"] == r0["evals"][0]["test"] and r["evals"][1:] == r0["evals"][1:]
+    assert r["learned_steps"] == r0["learned_steps"]
+
 def test_random_control_differs_per_seed():
     from sbnb.select import select, planted_trajectories
     traj, slow = planted_trajectories({"a": 60, "b": 60}, seed=0)
