@@ -143,9 +143,9 @@ class ExperimentConfig(Config):
                       lr=1e-3, arms=tuple(a for a in ARMS if a not in ("adamw+small",))),
         "llm-smoke": dict(preset="llm-smoke", model="smollm2-135m", data="llm", max_length=400, gsm8k_train=8,
                           balanced=dict(n_train=8, n_test=4, n_ood=4, form="full"), benchmarks=("gsm8k", "math", "numglue", "svamp", "deepmind", "simuleq"),
-                          benchmark_limit=8, seeds=1, steps=4, batch_size=2, lr=2e-5, evals=1, eval_per_source=2,
+                          benchmark_limit=8, seeds=1, steps=3, batch_size=2, lr=2e-5, evals=1, eval_per_source=1,
                           eval_mode="generate", max_new_tokens=16, eval_batch_size=16, probe_per_group=2, proxy_seeds=1,
-                          proxy_epochs=0.2, self_epochs=0.2, proxy_records=1, workers=2, arms=tuple(a for a in ARMS if a not in ("adamw+small",))),
+                          proxy_epochs=0.1, self_epochs=0.2, proxy_records=1, workers=2, arms=tuple(a for a in ARMS if a not in ("adamw+small",))),
         "llm-gpu": dict(preset="llm-gpu", model="smollm2-135m", data="llm", max_length=400, gsm8k_train=800,
                         balanced=dict(n_train=400, n_test=50, n_ood=50, form="full"), benchmarks=("gsm8k", "math", "numglue", "svamp", "deepmind", "simuleq"),
                         benchmark_limit=50, seeds=3, steps=0, epochs=1.5, batch_size=32, lr=2e-5, evals=2, eval_per_source=50,
@@ -998,7 +998,7 @@ def build_base(cfg: BaseConfig | None = None, out: str | Path | None = None, thr
 # %% ../nbs/80_experiment.ipynb #c040
 _EXAMPLES = """examples:
   sbnb experiment --preset smoke --out /tmp/sbnb            # every arm in seconds: the plumbing
-  sbnb experiment                                           # the CPU default into results/default (about 37 minutes on 2 cores)
+  sbnb experiment                                           # the CPU default into results/default (about 28 minutes on 2 cores)
   sbnb experiment --preset llm-smoke                        # SmolLM2-135M offline on a CPU (minutes)
   sbnb experiment --pilot                                   # the learning-rate pilot of the default
   sbnb experiment --pilot --pilot-lrs adamw:1e-3,3e-3 steps=2400   # an extended pilot at a longer budget B"""
@@ -1015,7 +1015,7 @@ def add_cli(sub, common):
                                    "simplicity-bias and selection tables and plots to OUT/NAME. Finished runs are reused when "
                                    "rerun with the same config and commit.")
     p.add_argument("--preset", choices=list(ExperimentConfig.PRESETS), default="default",
-                   help="default: the CPU experiment (about 37 minutes on 2 cores); smoke: every arm in seconds, numbers "
+                   help="default: the CPU experiment (about 28 minutes on 2 cores); smoke: every arm in seconds, numbers "
                         "meaningless; llm-smoke: SmolLM2-135M on a CPU (minutes); llm-gpu: one GPU; legacy: the first round's")
     p.add_argument("--model", default=None, help=f"model to fine-tune: a registered name, model folder or .gguf file (default: the preset's; {d.model} for default)")
     p.add_argument("--seeds", type=int, default=None, help=f"target seeds per arm (default: the preset's; {d.seeds} for default)")
