@@ -241,11 +241,10 @@ class LearnedSteps:
     def record(self, model, step: int, correct: Sequence[bool] | None = None) -> None:
         "Evaluate the probe with `model` at `step` (once per step); `correct`: the probe's correctness already measured (then no pass)."
         if step in self.steps: return
-        if correct is not None and len(correct) != len(self.probe):
+        if correct is None: correct = teacher_forced_correct(model, self.tokenizer, self.probe, self.style, self.batch_size, self.max_length)
+        elif len(correct) != len(self.probe):
             raise SbnbError(f"LearnedSteps.record: {len(correct)} correctness values for {len(self.probe)} probe examples")
-        ok = [bool(c) for c in correct] if correct is not None else None
-        self.correct.append(ok if ok is not None else
-                            teacher_forced_correct(model, self.tokenizer, self.probe, self.style, self.batch_size, self.max_length))
+        self.correct.append([bool(c) for c in correct])
         self.steps.append(int(step))
 
     def learned_steps(self) -> dict[str, int | None]:

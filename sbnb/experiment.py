@@ -426,24 +426,26 @@ def eval_grid(base: int, steps: int, evals: int) -> list[int]:
 
 def shared_start(cfg: ExperimentConfig) -> bool:
     "Whether every run starts from the same weights (pretrained, a model folder or a .gguf file), so their step-0 evaluations agree."
-    from sbnb.models import MODELS
-    if cfg.init == "random": return False
-    spec = MODELS.get(cfg.model)
-    return spec is None or cfg.init == "pretrained" or bool(spec.hub_id or spec.local_weights)
+    from sbnb.models import resolve_init
+    return resolve_init(cfg.model, cfg.init) == "pretrained"
+
+def _probe_recorder(cfg: ExperimentConfig, probe: Sequence[dict], tok):
+    "The LM simplicity-bias recorder of a run (teacher forcing only; None when evaluating by generation)."
+    from sbnb.evaluate import LearnedSteps
+    return LearnedSteps(probe, tok, _style(cfg), cfg.eval_batch_size, cfg.max_length) if cfg.eval_mode == "teacher_forcing" else None
 
 def base_evaluation(job: dict) -> dict:
     "The step-0 evaluation of a shared start, once for every run: correctness of each eval row and probe row; writes `job['out']`."
     from sbnb.models import load_tokenizer, load_model, default_device
-    from sbnb.evaluate import teacher_forced_correct
     out = Path(job["out"])
     if out.exists(): return read_json(out)
     cfg = ExperimentConfig.from_dict(job["cfg"]); _threads(job)
     tok = load_tokenizer(cfg.model, job.get("tokenizer"))
     with _quiet_loading(): model = load_model(cfg.model, tok, cfg.init, **_model_kwargs(cfg)).to(default_device())  # as `train` loads it
     ok = _correct(model, tok, read_jsonl(job["eval"]), cfg)
-    probe = (teacher_forced_correct(model, tok, read_jsonl(job["probe"]), _style(cfg), cfg.eval_batch_size, cfg.max_length)
-             if cfg.eval_mode == "teacher_forcing" else None)
-    res = {"eval": ok, "probe": probe}
+    recorder = _probe_recorder(cfg, read_jsonl(job["probe"]), tok)
+    if recorder is not None: recorder.record(model, 0)
+    res = {"eval": ok, "probe": recorder.correct[0] if recorder is not None else None}
     write_json(out, res)
     return res
 
@@ -452,7 +454,6 @@ def run_target(job: dict) -> dict:
     from transformers import TrainerCallback
     from sbnb.train import train
     from sbnb.models import load_tokenizer
-    from sbnb.evaluate import LearnedSteps
     out = Path(job["out"]); done = out/"result.json"
     if done.exists(): return read_json(done)
     cfg = ExperimentConfig.from_dict(job["cfg"]); _threads(job)
@@ -467,7 +468,7 @@ def run_target(job: dict) -> dict:
     if arm.data == "iw": kw["upsample_weighting"] = "importance"
     tc = _train_config(cfg, job, arm.optimizer, steps, out/"trainer", **kw)
     tok = load_tokenizer(tc.model, tc.tokenizer)
-    recorder = LearnedSteps(probe, tok, _style(cfg), cfg.eval_batch_size, cfg.max_length) if cfg.eval_mode == "teacher_forcing" else None
+    recorder = _probe_recorder(cfg, probe, tok)
     evals, timer = [], {"eval": 0.0, "select": 0.0}
 
     base = read_json(job["base_eval"]) if job.get("base_eval") else None  # the shared step-0 evaluation (`base_evaluation`)

