@@ -12,44 +12,18 @@ from .core import (Config, SbnbError, RunRecord, read_json, read_mapping, write_
                        atomic_open, seed_everything, progress, git_commit, project_root, check_outputs, HelpFormatter)
 from .corpus import CorpusConfig
 from .select import UpsampleConfig
+from .analysis import (Arm, ARMS, BUDGETS, EPOCH_ARMS, COMPARISONS, PLATEAU_PP, mean_ci, paired_diffs, fmt_ci, compare, jaccard,
+                           threshold_balanced_accuracy, selection_diagnostics, results_table, cost_table, sb_table,
+                           baseline_plateau, comparisons, to_markdown, benchmark_table, comparisons_markdown, write_report,
+                           plot_results, pilot_pick, pilot_markdown, report)  # the analysis room; re-exported for old imports
 
 # %% auto #0
-__all__ = ['ARMS', 'BUDGETS', 'EPOCH_ARMS', 'DataKind', 'COMPARISONS', 'RESULT_COLS', 'COST_COLS', 'SB_COLS', 'SEL_COLS',
-           'PILOT_LRS', 'PLATEAU_PP', 'Arm', 'run_names', 'TinyLMConfig', 'ExperimentConfig', 'mean_ci', 'paired_diffs',
-           'fmt_ci', 'compare', 'jaccard', 'threshold_balanced_accuracy', 'selection_diagnostics', 'oracle_selection',
-           'arm_data', 'mean_trajectories', 'check_no_leak', 'experiment_data', 'eval_rows', 'probe_rows', 'base_steps',
+__all__ = ['DataKind', 'PILOT_LRS', 'run_names', 'TinyLMConfig', 'ExperimentConfig', 'oracle_selection', 'arm_data',
+           'mean_trajectories', 'check_no_leak', 'experiment_data', 'eval_rows', 'probe_rows', 'base_steps',
            'run_proxy', 'eval_grid', 'shared_start', 'base_evaluation', 'run_target', 'experiment_key', 'run_root',
-           'run_experiment', 'results_table', 'cost_table', 'sb_table', 'baseline_plateau', 'comparisons',
-           'to_markdown', 'benchmark_table', 'comparisons_markdown', 'write_report', 'plot_results', 'pilot_pick',
-           'pilot_stem', 'run_pilot', 'pilot_markdown', 'parse_pilot_lrs', 'BaseConfig', 'build_base', 'add_cli']
+           'run_experiment', 'pilot_stem', 'run_pilot', 'parse_pilot_lrs', 'BaseConfig', 'build_base', 'add_cli']
 
 # %% ../nbs/80_experiment.ipynb #c005
-@dataclasses.dataclass(frozen=True)
-class Arm:
-    "One experimental arm: an optimizer and the data it trains on."
-    name: str
-    optimizer: str      # sbnb.optim name: adamw, muon, sam
-    data: str           # original | upsample | random | oracle | augment | small | self | sched | iw
-    baseline: str       # the arm paired differences are taken against
-    doc: str = ""
-
-ARMS: dict[str, Arm] = {a.name: a for a in [
-    Arm("adamw", "adamw", "original", "adamw", "AdamW on the original distribution (the baseline)"),
-    Arm("adamw+up", "adamw", "upsample", "adamw", "AdamW, the slow cluster of each source x factor (the paper's method)"),
-    Arm("adamw+random", "adamw", "random", "adamw", "control: as many random picks per source as the selection, drawn per seed"),
-    Arm("adamw+oracle", "adamw", "oracle", "adamw", "control: the items labelled hard x factor (what a perfect selection gives)"),
-    Arm("adamw+aug", "adamw", "augment", "adamw", "AdamW, fresh leak-free variants of the slow cluster instead of repeats"),
-    Arm("adamw+small", "adamw", "small", "adamw", "control: only sources below the mean size, doubled whole"),
-    Arm("adamw+up-self", "adamw", "self", "adamw", "beyond the paper: trajectories from the target's own first epoch, no proxy"),
-    Arm("adamw+up-sched", "adamw", "sched", "adamw", "beyond the paper: upsampled for the first part of training, then the original"),
-    Arm("adamw+up-iw", "adamw", "iw", "adamw", "beyond the paper: upsampled, each example's loss importance-weighted back"),
-    Arm("muon", "muon", "original", "muon", "Muon (2-D hidden weights) + AdamW (the rest)"),
-    Arm("muon+up", "muon", "upsample", "muon", "Muon with the slow cluster x factor"),
-    Arm("sam", "sam", "original", "adamw", "SAM around AdamW: the expensive reference (two passes per step)"),
-]}
-BUDGETS = ("steps", "epochs")
-EPOCH_ARMS = ("adamw+up",)  # the arms also run at equal epochs (against AdamW trained as long)
-
 def run_names(arms: Sequence[str], budgets: Sequence[str] = BUDGETS) -> list[tuple[str, str]]:
     "(arm, budget) pairs: every arm at equal steps; at 'epochs' the upsampled arms and AdamW trained for as many steps."
     out = []
@@ -162,82 +136,6 @@ class ExperimentConfig(Config):
     def preset_config(cls, name: str) -> "ExperimentConfig":
         "The named preset (the name this class used before `Config.from_preset`)."
         return cls.from_preset(name)
-
-# %% ../nbs/80_experiment.ipynb #c011
-def mean_ci(xs: Sequence[float], level: float = 0.95) -> tuple[float, float, int]:
-    "Mean and the half-width of its Student-t confidence interval over the values `xs` (None/NaN dropped); and their count."
-    x = np.asarray([v for v in xs if v is not None and not (isinstance(v, float) and math.isnan(v))], dtype=np.float64)
-    n = len(x)
-    if n == 0: return float("nan"), float("nan"), 0
-    if n == 1: return float(x[0]), float("nan"), 1
-    from scipy import stats
-    half = stats.t.ppf(0.5 + level / 2, n - 1) * x.std(ddof=1) / math.sqrt(n)
-    return float(x.mean()), float(half), n
-
-def paired_diffs(values: dict[int, float], base: dict[int, float]) -> list[float]:
-    "Per-seed differences `values[s] - base[s]` over the seeds both have."
-    return [values[s] - base[s] for s in sorted(values) if s in base]
-
-def fmt_ci(m: float, h: float, scale: float = 100.0, digits: int = 1) -> str:
-    "'m ± h' (scaled, e.g. to percent); '—' when there is no value."
-    if m is None or math.isnan(m): return "—"
-    return f"{m*scale:.{digits}f}" + ("" if h is None or math.isnan(h) else f" ± {h*scale:.{digits}f}")
-
-def compare(results: Sequence[dict], a: str, b: str, budget: str, split: str = "test", b_budget: str | None = None) -> dict | None:
-    "Paired difference of final accuracy, arm `a` minus arm `b` at `budget` (in pp, with a 95% t-interval), or None if either is missing."
-    va = {r["seed"]: r["final"][split] for r in results if r["arm"] == a and r["budget"] == budget}
-    vb = {r["seed"]: r["final"][split] for r in results if r["arm"] == b and r["budget"] == (b_budget or budget)}
-    d = paired_diffs(va, vb)
-    if not d: return None
-    m, h, n = mean_ci(d)
-    ci = [round(100 * (m - h), 2), round(100 * (m + h), 2)] if not math.isnan(h) else None
-    return {"a": a, "b": b, "budget": budget, "split": split, "seeds": n, "mean_pp": round(100 * m, 2), "ci95_pp": ci,
-            "a_mean_pp": round(100 * float(np.mean(list(va.values()))), 2), "b_mean_pp": round(100 * float(np.mean(list(vb.values()))), 2),
-            "positive_seeds": int(sum(x > 0 for x in d)),
-            "verdict": "no CI (one seed)" if ci is None else ("not distinguishable from noise" if ci[0] <= 0 <= ci[1] else
-                                                             ("a > b" if ci[0] > 0 else "a < b"))}
-
-COMPARISONS = [  # (a, b, budget): the comparisons the experiment exists for
-    ("adamw+up", "adamw", "steps"), ("adamw+up", "adamw+random", "steps"), ("adamw+oracle", "adamw", "steps"),
-    ("adamw+up-self", "adamw", "steps"), ("adamw+aug", "adamw", "steps"), ("muon+up", "muon", "steps"),
-    ("adamw+up", "adamw", "epochs"), ("adamw+up-sched", "adamw", "steps"), ("adamw+up-iw", "adamw", "steps"),
-    ("adamw+up", "adamw+oracle", "steps"), ("sam", "adamw", "steps"), ("adamw+random", "adamw", "steps"),
-    ("adamw+small", "adamw", "steps"), ("adamw+random", "adamw", "epochs")]
-
-# %% ../nbs/80_experiment.ipynb #c014
-def jaccard(a: set, b: set) -> float:
-    "|a ∩ b| / |a ∪ b| (1.0 for two empty sets)."
-    return 1.0 if not a and not b else len(a & b) / len(a | b)
-
-def threshold_balanced_accuracy(x: Sequence[float], y: Sequence[bool]) -> float:
-    "The best balanced accuracy of a rule 'x > t' (or 'x <= t') predicting the boolean `y`: 0.5 = chance, 1 = perfect."
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=bool)
-    if y.all() or (~y).all(): return 1.0
-    best = 0.5
-    for t in np.unique(x):
-        pred = x > t
-        bacc = 0.5 * ((pred & y).sum() / y.sum() + (~pred & ~y).sum() / (~y).sum())
-        best = max(best, bacc, 1 - bacc)
-    return float(best)
-
-def selection_diagnostics(selection, per_proxy: Sequence, rows: Sequence[dict], answer_tokens: dict[str, int]) -> list[dict]:
-    "Per source: size, picked, precision/recall of the picks against `difficulty`, length-predictability, proxy Jaccard."
-    by_id = {str(r["id"]): r for r in rows}
-    out = []
-    for src, rep in selection.sources.items():
-        picked, ids = set(rep.selected), rep.ids
-        hard = {i for i in ids if by_id[i].get("difficulty") == "hard"}
-        singles = [set(p.sources[src].selected) for p in per_proxy if src in p.sources]
-        pairs = [jaccard(singles[i], singles[j]) for i in range(len(singles)) for j in range(i + 1, len(singles))]
-        has_oracle = any("difficulty" in by_id[i] for i in ids)
-        out.append({"source": src, "size": rep.size, "small": rep.small, "picked": len(picked), "cluster_sizes": rep.cluster_sizes,
-                    "precision_hard": len(picked & hard) / len(picked) if picked and has_oracle else None,
-                    "recall_hard": len(picked & hard) / len(hard) if hard else None,
-                    "hard_fraction": len(hard) / len(ids) if has_oracle else None,
-                    "length_bacc": threshold_balanced_accuracy([answer_tokens[i] for i in ids], [i in picked for i in ids])
-                                   if 0 < len(picked) < len(ids) else None,
-                    "proxy_jaccard": float(np.mean(pairs)) if pairs else None, "reason": rep.reason})
-    return out
 
 # %% ../nbs/80_experiment.ipynb #c017
 def oracle_selection(selection, rows: Sequence[dict]):
@@ -645,7 +543,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path = "results", name: str
         results.sort(key=lambda r: (list(ARMS).index(r["arm"]), r["budget"], r["seed"]))
         write_jsonl(root/"runs.jsonl", results)
         wall = round((time.perf_counter() - t_start) / 60, 2)
-        write_report(root, results, diag, cfg, wall, sel)  # 5-6. tables, comparisons, plots
+        write_report(root, results, diag, cfg.to_dict(), wall, sel)  # 5-6. tables, comparisons, plots
         rr.record.update(data_counts={s: len(data[s]) for s in ("train", "test", "ood")}, base_steps=B, n_runs=len(results),
                          wall_minutes=wall)
     return root
@@ -656,228 +554,8 @@ def _epoch_size(arm: str, rows, sel, seed: int, data) -> int:
     r, c = arm_data(kind, rows, sel, seed=seed, augment=data["augment"])
     return int(sum(c)) if c is not None else len(r)
 
-# %% ../nbs/80_experiment.ipynb #c030
-def _key(r: dict) -> str: return f"{r['arm']} ({r['budget']})" if r["budget"] != "steps" else r["arm"]
-
-def _by_run(results: Sequence[dict]) -> dict[str, list[dict]]:
-    by: dict[str, list[dict]] = {}
-    for r in results: by.setdefault(_key(r), []).append(r)
-    return by
-
-def results_table(results: Sequence[dict]) -> list[dict]:
-    "Per arm/budget: accuracy mean ± CI on test and OOD, easy/hard test accuracy, the paired difference against its baseline, steps."
-    rows = []
-    by = _by_run(results)
-    for k, rs in by.items():
-        arm = ARMS[rs[0]["arm"]]
-        base = next((x for x in ("adamw (epochs)",) if rs[0]["budget"] == "epochs" and arm.name != "adamw"), arm.baseline)
-        row = {"run": k, "arm": arm.name, "budget": rs[0]["budget"], "seeds": len(rs), "steps": int(round(np.mean([r["steps"] for r in rs]))),
-               "baseline": base if base != k else None}
-        for split in ("test", "ood"):
-            row[f"{split}_mean"], row[f"{split}_ci"], _ = mean_ci([r["final"][split] for r in rs])
-        for dif in ("easy", "hard"):
-            vals = [np.mean([v for kk, v in r["final"]["test_by_difficulty"].items() if kk.endswith("/" + dif)]) for r in rs
-                    if any(kk.endswith("/" + dif) for kk in r["final"]["test_by_difficulty"])]
-            row[f"test_{dif}_mean"], row[f"test_{dif}_ci"], _ = mean_ci(vals)
-        if row["baseline"] and row["baseline"] in by:
-            b = {x["seed"]: x["final"]["test"] for x in by[row["baseline"]]}
-            d = paired_diffs({x["seed"]: x["final"]["test"] for x in rs}, b)
-            row["diff_mean"], row["diff_ci"], row["paired_seeds"] = mean_ci(d)
-            row["diff_positive"] = int(sum(x > 0 for x in d))
-        rows.append(row)
-    return rows
-
-def cost_table(results: Sequence[dict]) -> list[dict]:
-    "Per arm/budget: training wall-clock (evaluations excluded), passes and tokens, and their ratios to AdamW's."
-    by = _by_run(results)
-    ref = by.get("adamw")
-    rw = float(np.mean([r["cost"]["train_seconds"] for r in ref])) if ref else float("nan")
-    rf = float(np.mean([r["cost"]["forward_passes"] for r in ref])) if ref else float("nan")
-    rows = []
-    for k, rs in by.items():
-        w = float(np.mean([r["cost"]["train_seconds"] + r["cost"].get("selection_seconds", 0) for r in rs]))
-        f = float(np.mean([r["cost"]["forward_passes"] for r in rs]))
-        rows.append({"run": k, "steps": int(round(np.mean([r["steps"] for r in rs]))), "train_seconds": round(w, 1),
-                     "forward_passes": int(f), "backward_passes": int(np.mean([r["cost"]["backward_passes"] for r in rs])),
-                     "time_vs_adamw": w / rw, "passes_vs_adamw": f / rf})
-    return rows
-
-def sb_table(results: Sequence[dict]) -> list[dict]:
-    "Per arm/budget: the hard/easy ratio of mean learned steps (mean ± CI over seeds) and the fraction of the probe never learned."
-    rows = []
-    for k, rs in _by_run(results).items():
-        rs = [r for r in rs if r.get("sb")]
-        if not rs: continue
-        row = {"run": k}
-        row["hard_easy_ratio"], row["hard_easy_ratio_ci"], row["ratio_seeds"] = mean_ci([r["sb"]["hard_easy_ratio"] for r in rs])
-        for g in ("easy", "hard"):
-            row[f"learned_step_{g}"] = float(np.mean([r["sb"]["mean_learned_step"].get(g) or np.nan for r in rs]))
-            row[f"never_{g}"] = float(np.mean([r["sb"]["never_learned"].get(g, np.nan) for r in rs]))
-        rows.append(row)
-    return rows
-
-def baseline_plateau(results: Sequence[dict]) -> dict:
-    "AdamW's final test accuracy and its gain over the last third of training (pp; mean over seeds): < 2 pp means plateaued."
-    rs = [r for r in results if r["arm"] == "adamw" and r["budget"] == "steps"]
-    if not rs: return {}
-    gains = []
-    for r in rs:
-        ev = r["evals"]; last = ev[-1]
-        third = min(ev, key=lambda e: abs(e["step"] - 2 * last["step"] / 3))
-        gains.append(last["test"]["mean"] - third["test"]["mean"])
-    return {"final_pp": round(100 * float(np.mean([r["final"]["test"] for r in rs])), 2),
-            "last_third_gain_pp": round(100 * float(np.mean(gains)), 2), "steps": rs[0]["steps"], "seeds": len(rs),
-            "plateaued": bool(np.mean(gains) < 0.02)}
-
-def comparisons(results: Sequence[dict], wall_minutes: float | None = None) -> dict:
-    "`comparisons.json`: every comparison of `COMPARISONS` the results allow, the baseline's plateau check, and the wall-clock."
-    comps = []
-    for a, b, budget in COMPARISONS:
-        c = compare(results, a, b, budget)
-        if c is not None: comps.append(c)
-    return {"comparisons": comps, "baseline": baseline_plateau(results), "wall_minutes": wall_minutes}
-
-def to_markdown(rows: Sequence[dict], cols: Sequence[tuple[str, Any]]) -> str:
-    "A markdown table of `rows` with columns (header, key or function of the row); a missing value is '—'."
-    head = "| " + " | ".join(h for h, _ in cols) + " |\n|" + "---|" * len(cols) + "\n"
-    def cell(r, f):
-        v = f(r) if callable(f) else r.get(f)
-        if v is None or (isinstance(v, float) and math.isnan(v)): return "—"
-        if isinstance(v, float): return f"{v:.2f}"
-        return str(v)
-    return head + "\n".join("| " + " | ".join(cell(r, f) for _, f in cols) + " |" for r in rows) + "\n"
-
-# %% ../nbs/80_experiment.ipynb #c033
-def _pct(m, h): return fmt_ci(m, h)
-
-RESULT_COLS = [("run", "run"), ("seeds", "seeds"), ("steps", "steps"),
-               ("test acc %", lambda r: _pct(r["test_mean"], r["test_ci"])), ("easy %", lambda r: _pct(r["test_easy_mean"], r["test_easy_ci"])),
-               ("hard %", lambda r: _pct(r["test_hard_mean"], r["test_hard_ci"])), ("OOD acc %", lambda r: _pct(r["ood_mean"], r["ood_ci"])),
-               ("Δ test vs baseline (pp)", lambda r: _pct(r.get("diff_mean", float("nan")), r.get("diff_ci", float("nan")))),
-               ("seeds Δ>0", lambda r: f"{r['diff_positive']}/{r['paired_seeds']}" if "diff_positive" in r else None),
-               ("baseline", "baseline")]
-COST_COLS = [("run", "run"), ("steps", "steps"), ("train s", lambda r: f"{r['train_seconds']:.1f}"), ("fwd passes", "forward_passes"),
-             ("bwd passes", "backward_passes"), ("time / AdamW", lambda r: f"{r['time_vs_adamw']:.2f}x"),
-             ("passes / AdamW", lambda r: f"{r['passes_vs_adamw']:.2f}x")]
-SB_COLS = [("run", "run"), ("hard/easy learned step", lambda r: fmt_ci(r["hard_easy_ratio"], r["hard_easy_ratio_ci"], 1, 2)),
-           ("easy: mean learned step", lambda r: None if math.isnan(r["learned_step_easy"]) else int(round(r["learned_step_easy"]))),
-           ("hard: mean learned step", lambda r: None if math.isnan(r["learned_step_hard"]) else int(round(r["learned_step_hard"]))),
-           ("easy never learned %", lambda r: f"{100 * r['never_easy']:.1f}"), ("hard never learned %", lambda r: f"{100 * r['never_hard']:.1f}")]
-SEL_COLS = [("source", "source"), ("size", "size"), ("picked", "picked"), ("clusters", lambda r: str(r["cluster_sizes"] or "-")),
-            ("precision vs hard", lambda r: None if r["precision_hard"] is None else f"{100 * r['precision_hard']:.1f}%"),
-            ("recall of hard", lambda r: None if r["recall_hard"] is None else f"{100 * r['recall_hard']:.1f}%"),
-            ("length predicts pick (bal. acc.)", lambda r: None if r["length_bacc"] is None else f"{r['length_bacc']:.2f}"),
-            ("proxy Jaccard", lambda r: None if r["proxy_jaccard"] is None else f"{r['proxy_jaccard']:.2f}")]
-
-def benchmark_table(results: Sequence[dict]) -> list[dict]:
-    "Per arm/budget: accuracy on each benchmark evaluated at the end (mean ± CI over seeds, in %)."
-    rows = []
-    for k, rs in _by_run(results).items():
-        names = sorted({n for r in rs for n in r["final"].get("benchmarks", {})})
-        if not names: continue
-        row = {"run": k}
-        for n in names: row[n] = fmt_ci(*mean_ci([r["final"]["benchmarks"].get(n) for r in rs])[:2])
-        rows.append(row)
-    return rows
-
-def comparisons_markdown(cj: dict) -> str:
-    "The comparisons as a table, with each verdict stated (a CI that includes zero: not distinguishable from noise)."
-    rows = [dict(c, ci=f"[{c['ci95_pp'][0]:+.1f}, {c['ci95_pp'][1]:+.1f}]" if c["ci95_pp"] else "—") for c in cj["comparisons"]]
-    cols = [("a − b", lambda r: f"{r['a']} − {r['b']}"), ("budget", "budget"), ("seeds", "seeds"),
-            ("a %", lambda r: f"{r['a_mean_pp']:.1f}"), ("b %", lambda r: f"{r['b_mean_pp']:.1f}"),
-            ("mean Δ (pp)", lambda r: f"{r['mean_pp']:+.1f}"), ("95% CI (pp)", "ci"), ("seeds a>b", lambda r: f"{r['positive_seeds']}/{r['seeds']}"),
-            ("verdict", "verdict")]
-    b = cj.get("baseline") or {}
-    note = (f"\nAdamW baseline: {b['final_pp']:.1f}% test accuracy after {b['steps']} steps; gain over the last third of "
-            f"training {b['last_third_gain_pp']:+.1f} pp ({'plateaued: < 2 pp' if b['plateaued'] else 'NOT plateaued: >= 2 pp'}).\n") if b else ""
-    return to_markdown(rows, cols) + note
-
-def write_report(root: Path, results: Sequence[dict], diag: Sequence[dict], cfg: ExperimentConfig, wall_minutes: float | None = None,
-                 selection=None) -> str:
-    "Write results/cost/SB/selection tables (JSON, CSV, markdown), `comparisons.json`, the plots and `summary.md`."
-    import pandas as pd
-    rt, ct, st = results_table(results), cost_table(results), sb_table(results)
-    cj = comparisons(results, wall_minutes)
-    write_json(root/"comparisons.json", cj)
-    for name, t in (("results", rt), ("cost", ct), ("sb", st), ("selection_diagnostics", diag)):
-        write_json(root/f"{name}.json", t)
-        if t: atomic_write(root/f"{name}.csv", pd.DataFrame(t).to_csv(index=False))
-    smoke = cfg.preset in ("smoke", "llm-smoke")
-    md = (f"# sbnb experiment: preset `{cfg.preset}`, model `{cfg.model}`\n\n"
-          + ("**This is a smoke run: it checks that every step runs; its numbers are not results and say nothing about the "
-             "method.**\n\n" if smoke else "")
-          + f"{cfg.seeds} seeds per arm, paired by seed; accuracy = mean over sources of exact match "
-          f"({cfg.eval_mode.replace('_', ' ')}, {cfg.eval_per_source or 'all'} test and OOD items per source); ± = 95% t-interval "
-          f"over seeds; Δ = mean paired difference. Wall-clock: {wall_minutes} min.\n\n"
-          "## Comparisons\n\n" + (comparisons_markdown(cj) if cj["comparisons"] else "(none: too few arms)\n") +
-          "\n## Accuracy\n\n" + to_markdown(rt, RESULT_COLS) + "\n## Cost\n\n" + to_markdown(ct, COST_COLS) +
-          ("\n## Simplicity bias (when the probe's examples are learned; a lower hard/easy ratio = more uniform)\n\n" + to_markdown(st, SB_COLS) if st else "") +
-          ("\n## Selection\n\n" + to_markdown(diag, SEL_COLS) if diag else "") +
-          (f"\n## Benchmarks (greedy generation, zero-shot, {cfg.benchmark_limit or 'all'} items each, accuracy %)\n\n" +
-           to_markdown(bt, [("run", "run")] + [(n, n) for n in bt[0] if n != "run"]) if (bt := benchmark_table(results)) else ""))
-    atomic_write(root/"summary.md", md)
-    plot_results(root, results, cfg)
-    if selection is not None:
-        from sbnb.upsample import plot_selection
-        plot_selection(selection, root/"selection.png")
-    return md
-
-def _savefig(fig, path: Path) -> None:
-    "Save a figure as PNG atomically, with nothing cut off."
-    with atomic_open(path, "wb") as f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight")
-
-def plot_results(root: Path, results: Sequence[dict], cfg: ExperimentConfig) -> list[str]:
-    "accuracy.png (final accuracy per run, CIs), curves.png (test accuracy over steps, every arm, seeds as bands), sb.png; no empty axes."
-    from matplotlib.figure import Figure
-    written = []
-    rt = results_table(results)
-    if not rt: return written
-    fig = Figure(figsize=(12, 0.42 * len(rt) + 1.6)); axes = fig.subplots(1, 2, sharey=True)
-    y = np.arange(len(rt))
-    for ax, split in zip(axes, ("test", "ood")):
-        m = [100 * r[f"{split}_mean"] for r in rt]; h = [0 if math.isnan(r[f"{split}_ci"]) else 100 * r[f"{split}_ci"] for r in rt]
-        ax.barh(y, m, xerr=h, color=[f"C{list(ARMS).index(r['arm']) % 10}" for r in rt], alpha=0.85, capsize=3)
-        base = next((r for r in rt if r["run"] == "adamw"), None)
-        if base: ax.axvline(100 * base[f"{split}_mean"], color="k", lw=0.8, ls="--", label="AdamW baseline"); ax.legend(fontsize=8)
-        ax.set_xlabel(f"{'in-distribution test' if split == 'test' else 'out-of-distribution'} accuracy (%)")
-    axes[0].set_yticks(y, [r["run"] for r in rt]); axes[0].invert_yaxis()
-    fig.suptitle(f"Final accuracy, mean ± 95% CI over {cfg.seeds} seeds ({cfg.preset})"); fig.tight_layout()
-    _savefig(fig, root/"accuracy.png"); written.append("accuracy.png")
-    runs = [k for k in _by_run(results)]
-    fig = Figure(figsize=(8, 4.5)); ax = fig.subplots()
-    for i, k in enumerate(runs):
-        rs = _by_run(results)[k]
-        steps = sorted({e["step"] for r in rs for e in r["evals"]})
-        A = np.array([[next((e["test"]["mean"] for e in r["evals"] if e["step"] == t), np.nan) for t in steps] for r in rs]) * 100
-        mu, sd = np.nanmean(A, 0), np.nanstd(A, 0)
-        ax.plot(steps, mu, color=f"C{i % 10}", ls="-" if rs[0]["budget"] == "steps" else "--", label=k)
-        ax.fill_between(steps, mu - sd, mu + sd, color=f"C{i % 10}", alpha=0.12)
-    ax.set_xlabel("optimizer step"); ax.set_ylabel("test accuracy, mean over sources (%)")
-    ax.legend(fontsize=7, ncol=2, loc="lower right"); ax.set_title("Learning curves (mean ± 1 sd over seeds; dashed: equal epochs)")
-    fig.tight_layout(); _savefig(fig, root/"curves.png"); written.append("curves.png")
-    st = [r for r in sb_table(results) if not math.isnan(r["hard_easy_ratio"])]
-    if st:
-        fig = Figure(figsize=(7, 0.42 * len(st) + 1.4)); ax = fig.subplots()
-        ax.barh(np.arange(len(st)), [r["hard_easy_ratio"] for r in st],
-                xerr=[0 if math.isnan(r["hard_easy_ratio_ci"]) else r["hard_easy_ratio_ci"] for r in st], capsize=3, alpha=0.85)
-        ax.set_yticks(np.arange(len(st)), [r["run"] for r in st]); ax.invert_yaxis()
-        ax.set_xlabel("mean learned step, hard items / easy items\n(lower = learned more uniformly)")
-        fig.tight_layout(); _savefig(fig, root/"sb.png"); written.append("sb.png")
-    return written
-
 # %% ../nbs/80_experiment.ipynb #c035
 PILOT_LRS = {"adamw": (3e-4, 1e-3, 3e-3, 1e-2), "muon": (1e-3, 3e-3, 1e-2, 3e-2)}
-PLATEAU_PP = 2.0  # a run has plateaued when its test accuracy gains less than this over the last third of its steps
-
-def pilot_pick(table: list[dict]) -> dict:
-    "Each optimizer's rate: the best final test accuracy among the rates that plateaued (else the best overall), {optimizer: lr}."
-    picks = {}
-    for opt in dict.fromkeys(r["optimizer"] for r in table):
-        rows = [r for r in table if r["optimizer"] == opt]
-        flat = [r for r in rows if r["last_third_gain_pp"] < PLATEAU_PP]
-        picks[opt] = max(flat or rows, key=lambda r: r["test_pp"])["lr"]
-    return picks
-
 def pilot_stem(cfg: ExperimentConfig) -> str:
     "'pilot' at the preset's own step budget, 'pilot-B<steps>' (or 'pilot-epochs<epochs>') for an extended pilot at another B."
     if cfg.steps == ExperimentConfig.from_preset(cfg.preset).steps: return "pilot"
@@ -918,20 +596,6 @@ def run_pilot(cfg: ExperimentConfig, out: str | Path = "results", name: str | No
         write_json(root/f"{stem}.json", pilot)
         atomic_write(root/f"{stem}.md", pilot_markdown(pilot))
     return root
-
-def pilot_markdown(pilot: dict) -> str:
-    "The pilot table of `pilot.json` as markdown: every rate's accuracy, its gain over the last third, its curve; picks marked *."
-    cfg, runs = pilot["config"], pilot["runs"]
-    flat = {o for o in pilot["picked"] if any(r["plateaued"] for r in runs if r["optimizer"] == o)}
-    note = "" if flat == set(pilot["picked"]) else f" (for {', '.join(sorted(set(pilot['picked']) - flat))}: no rate plateaued, so its best rate)"
-    return (f"# Learning-rate pilot ({cfg['preset']}, B = {pilot['base_steps']} steps, seed 0)\n\n"
-            f"A rate has plateaued when test accuracy gains less than {pilot['plateau_pp']:g} pp over the last third of the steps; "
-            f"each optimizer's pick (*) is its best plateaued rate{note}.\n\n" + to_markdown(runs, [
-        ("optimizer", "optimizer"), ("lr", lambda r: f"{r['lr']:g}" + (" *" if r["picked"] else "")),
-        ("test %", lambda r: f"{r['test_pp']:.1f}"), ("OOD %", lambda r: f"{r['ood_pp']:.1f}"),
-        ("gain over last third (pp)", lambda r: f"{r['last_third_gain_pp']:+.1f}"),
-        ("test % at each evaluation", lambda r: " → ".join(f"{x:.1f}" for x in r["curve_pp"])),
-        ("train s", lambda r: f"{r['train_seconds']:.0f}")]))
 
 def parse_pilot_lrs(specs: Sequence[str]) -> dict:
     "['adamw:1e-3,3e-3', 'muon:1e-3'] -> {'adamw': (0.001, 0.003), 'muon': (0.001,)}."
@@ -1002,6 +666,7 @@ _EXAMPLES = """examples:
   sbnb experiment                                           # the CPU default into results/default (about 28 minutes on 2 cores)
   sbnb experiment --preset llm-smoke                        # SmolLM2-135M offline on a CPU (minutes)
   sbnb experiment --pilot                                   # the learning-rate pilot of the default
+  sbnb experiment --report results/default                  # recompute tables, verdicts and plots of a finished run
   sbnb experiment --pilot --pilot-lrs adamw:1e-3,3e-3 steps=2400   # an extended pilot at a longer budget B"""
 
 def add_cli(sub, common):
@@ -1027,6 +692,8 @@ def add_cli(sub, common):
     p.add_argument("--pilot", action="store_true", help="run the learning-rate pilot (AdamW and Muon, one seed each) instead")
     p.add_argument("--pilot-lrs", action="append", default=None, metavar="OPT:LR,...",
                    help="the pilot's rates for one optimizer, e.g. adamw:1e-3,3e-3; repeat for each (default: adamw and muon at four rates each)")
+    p.add_argument("--report", default=None, metavar="RUN_DIR",
+                   help="recompute the tables, comparisons, plots and summary of a finished run folder (no training)")
     p.add_argument("--build-base", action="store_true", help="pretrain tiny-char-base (the default's base model) into data/models")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. seeds=3 lr=3e-4 balanced.n_train=1000")
     p.set_defaults(func=_experiment_cmd)
@@ -1048,6 +715,8 @@ def _experiment_cmd(args) -> int:
         except SbnbError as e: raise SbnbError(f"{args.config}: {e}") from None
     ov = list(args.overrides) + [f"{k}={v}" for k, v in (("seeds", args.seeds), ("workers", args.workers), ("model", args.model)) if v is not None]
     cfg = cfg.override(ov)
+    if args.report:
+        print(report(args.report)); print(f"wrote the report of {args.report}"); return 0
     if args.build_base:
         out = build_base()
         print(f"wrote {out}"); return 0
