@@ -12,11 +12,12 @@ from .core import SbnbError, read_json, write_json, read_jsonl, atomic_write, at
 
 
 # %% auto #0
-__all__ = ['ARMS', 'BUDGETS', 'EPOCH_ARMS', 'COMPARISONS', 'RESULT_COLS', 'COST_COLS', 'SB_COLS', 'SEL_COLS', 'PLATEAU_PP', 'Arm',
-           'mean_ci', 'paired_diffs', 'fmt_ci', 'compare', 'jaccard', 'threshold_balanced_accuracy',
-           'selection_diagnostics', 'results_table', 'cost_table', 'sb_table', 'baseline_plateau', 'comparisons',
-           'to_markdown', 'benchmark_table', 'comparisons_markdown', 'write_report', 'plot_results', 'report',
-           'pilot_pick', 'pilot_markdown']
+__all__ = ['ARMS', 'BUDGETS', 'EPOCH_ARMS', 'TOST_MARGIN_PP', 'ALPHA', 'COMPARISONS', 'RESULT_COLS', 'COST_COLS', 'SB_COLS',
+           'SEL_COLS', 'PLATEAU_PP', 'PILOT_RULE', 'Arm', 'mean_ci', 'paired_diffs', 'fmt_ci', 'tost', 'mde_paired',
+           'verdict', 'compare', 'jaccard', 'threshold_balanced_accuracy', 'selection_diagnostics', 'results_table',
+           'cost_table', 'sb_table', 'baseline_plateau', 'comparisons', 'to_markdown', 'selection_summary',
+           'benchmark_table', 'comparisons_markdown', 'write_report', 'plot_results', 'plot_forest', 'report',
+           'pilot_row', 'pilot_pick', 'pilot_markdown']
 
 # %% ../nbs/40_analysis.ipynb #c005
 @dataclasses.dataclass(frozen=True)
@@ -66,19 +67,54 @@ def fmt_ci(m: float, h: float, scale: float = 100.0, digits: int = 1) -> str:
     if m is None or math.isnan(m): return "—"
     return f"{m*scale:.{digits}f}" + ("" if h is None or math.isnan(h) else f" ± {h*scale:.{digits}f}")
 
-def compare(results: Sequence[dict], a: str, b: str, budget: str, split: str = "test", b_budget: str | None = None) -> dict | None:
-    "Paired difference of final accuracy, arm `a` minus arm `b` at `budget` (in pp, with a 95% t-interval), or None if either is missing."
+TOST_MARGIN_PP = 1.0  # the declared equivalence margin (pp): |Δ| < 1 pp counts as "no practical difference"
+ALPHA = 0.05
+
+def tost(d: Sequence[float], margin: float, alpha: float = ALPHA) -> tuple[bool, float]:
+    "Two one-sided paired t-tests of the differences `d` against ±`margin` (same units): (equivalent, the larger p-value)."
+    from scipy import stats
+    d = np.asarray(d, dtype=np.float64)
+    if len(d) < 2: return False, float("nan")
+    if d.std(ddof=1) == 0: return bool(abs(d.mean()) < margin), 0.0 if abs(d.mean()) < margin else 1.0
+    p_lo = stats.ttest_1samp(d, -margin, alternative="greater").pvalue  # H0: mean <= -margin
+    p_hi = stats.ttest_1samp(d, margin, alternative="less").pvalue      # H0: mean >= +margin
+    p = float(max(p_lo, p_hi))
+    return bool(p < alpha), p
+
+def mde_paired(sd: float, n: int, power: float = 0.8, alpha: float = ALPHA) -> float:
+    "The smallest true mean difference a two-sided paired t-test at `alpha` detects with `power`, given the differences' sd and n."
+    from scipy import stats, optimize
+    if n < 2 or not sd > 0: return float("nan")
+    df, crit = n - 1, stats.t.ppf(1 - alpha / 2, n - 1)
+    def pw(delta):  # P(|T| > crit) under the noncentral t; the far tail is negligible (and NaN in scipy at large nc)
+        nc = delta * math.sqrt(n) / sd
+        return stats.nct.sf(crit, df, nc) + float(np.nan_to_num(stats.nct.cdf(-crit, df, nc)))
+    hi = (crit + 10) * sd / math.sqrt(n)  # power is ~1 there; a far larger bracket overflows the noncentral t
+    return float(optimize.brentq(lambda x: pw(x) - power, 1e-9 * sd, hi))
+
+def verdict(ci: list[float] | None, equivalent: bool, margin_pp: float = TOST_MARGIN_PP) -> str:
+    "The rule: an interval that excludes 0 decides the sign; else the TOST decides equivalence; else inconclusive."
+    if ci is None: return "no CI (one seed)"
+    if ci[0] > 0: return "a > b"
+    if ci[1] < 0: return "a < b"
+    return f"equivalent within ±{margin_pp:g} pp" if equivalent else "inconclusive"
+
+def compare(results: Sequence[dict], a: str, b: str, budget: str, split: str = "test", b_budget: str | None = None,
+            margin_pp: float = TOST_MARGIN_PP) -> dict | None:
+    "Paired difference of final accuracy, arm `a` minus arm `b` at `budget` (pp): 95% t-interval, TOST at ±`margin_pp`, MDE, verdict."
     va = {r["seed"]: r["final"][split] for r in results if r["arm"] == a and r["budget"] == budget}
     vb = {r["seed"]: r["final"][split] for r in results if r["arm"] == b and r["budget"] == (b_budget or budget)}
     d = paired_diffs(va, vb)
     if not d: return None
     m, h, n = mean_ci(d)
     ci = [round(100 * (m - h), 2), round(100 * (m + h), 2)] if not math.isnan(h) else None
+    eq, p_tost = tost([100 * x for x in d], margin_pp)
+    mde = mde_paired(100 * float(np.std(d, ddof=1)), n) if n > 1 else float("nan")
     return {"a": a, "b": b, "budget": budget, "split": split, "seeds": n, "mean_pp": round(100 * m, 2), "ci95_pp": ci,
             "a_mean_pp": round(100 * float(np.mean(list(va.values()))), 2), "b_mean_pp": round(100 * float(np.mean(list(vb.values()))), 2),
-            "positive_seeds": int(sum(x > 0 for x in d)),
-            "verdict": "no CI (one seed)" if ci is None else ("not distinguishable from noise" if ci[0] <= 0 <= ci[1] else
-                                                             ("a > b" if ci[0] > 0 else "a < b"))}
+            "positive_seeds": int(sum(x > 0 for x in d)), "verdict": verdict(ci, eq, margin_pp),
+            "tost_margin_pp": margin_pp, "equivalent": eq, "tost_p": None if math.isnan(p_tost) else round(p_tost, 4),
+            "mde80_pp": None if math.isnan(mde) else round(mde, 2)}
 
 COMPARISONS = [  # (a, b, budget): the comparisons the experiment exists for
     ("adamw+up", "adamw", "steps"), ("adamw+up", "adamw+random", "steps"), ("adamw+oracle", "adamw", "steps"),
@@ -118,7 +154,7 @@ def selection_diagnostics(selection, per_proxy: Sequence, rows: Sequence[dict], 
                     "recall_hard": len(picked & hard) / len(hard) if hard else None,
                     "hard_fraction": len(hard) / len(ids) if has_oracle else None,
                     "length_bacc": threshold_balanced_accuracy([answer_tokens[i] for i in ids], [i in picked for i in ids])
-                                   if 0 < len(picked) < len(ids) else None,
+                                   if 0 < len(picked) < len(ids) and len({answer_tokens[i] for i in ids}) > 1 else None,
                     "proxy_jaccard": float(np.mean(pairs)) if pairs else None, "reason": rep.reason})
     return out
 
@@ -141,6 +177,9 @@ def results_table(results: Sequence[dict]) -> list[dict]:
                "baseline": base if base != k else None}
         for split in ("test", "ood"):
             row[f"{split}_mean"], row[f"{split}_ci"], _ = mean_ci([r["final"][split] for r in rs])
+        if all("pretrain" in r["final"] for r in rs):  # forgetting: the base's pretraining formats, before and after
+            row["pretrain_mean"], row["pretrain_ci"], _ = mean_ci([r["final"]["pretrain"] for r in rs])
+            row["pretrain_step0"] = float(np.mean([r["final"]["pretrain_step0"] for r in rs]))
         for dif in ("easy", "hard"):
             vals = [np.mean([v for kk, v in r["final"]["test_by_difficulty"].items() if kk.endswith("/" + dif)]) for r in rs
                     if any(kk.endswith("/" + dif) for kk in r["final"]["test_by_difficulty"])]
@@ -153,8 +192,10 @@ def results_table(results: Sequence[dict]) -> list[dict]:
         rows.append(row)
     return rows
 
-def cost_table(results: Sequence[dict]) -> list[dict]:
-    "Per arm/budget: training wall-clock (evaluations excluded), passes and tokens, and their ratios to AdamW's."
+def cost_table(results: Sequence[dict], proxies: Sequence[dict] = ()) -> list[dict]:
+    """Per arm/budget: training wall-clock (evaluations excluded), passes, and their ratios to AdamW's. With the proxies'
+    costs (`proxies.jsonl`), one more row: the method as a user pays for it, per replicate: its proxies (training and
+    loss recording), the selection and the upsampled run, against AdamW's one run."""
     by = _by_run(results)
     ref = by.get("adamw")
     rw = float(np.mean([r["cost"]["train_seconds"] for r in ref])) if ref else float("nan")
@@ -166,16 +207,31 @@ def cost_table(results: Sequence[dict]) -> list[dict]:
         rows.append({"run": k, "steps": int(round(np.mean([r["steps"] for r in rs]))), "train_seconds": round(w, 1),
                      "forward_passes": int(f), "backward_passes": int(np.mean([r["cost"]["backward_passes"] for r in rs])),
                      "time_vs_adamw": w / rw, "passes_vs_adamw": f / rf})
+    up = [r for r in by.get("adamw+up", []) if r["budget"] == "steps"]
+    if up and proxies:
+        per = {}
+        for p in proxies: per.setdefault(p["replicate"], []).append(p)
+        w = float(np.mean([r["cost"]["train_seconds"] + sum(p["seconds"] for p in per.get(r["seed"], [])) for r in up]))
+        f = float(np.mean([r["cost"]["forward_passes"] + sum(p["forward_passes"] for p in per.get(r["seed"], [])) for r in up]))
+        b = float(np.mean([r["cost"]["backward_passes"] + sum(p["backward_passes"] for p in per.get(r["seed"], [])) for r in up]))
+        rows.append({"run": "adamw+up, whole method (proxies, recording, selection, run)", "steps": int(round(np.mean(
+                     [r["steps"] + sum(p["steps"] for p in per.get(r["seed"], [])) for r in up]))), "train_seconds": round(w, 1),
+                     "forward_passes": int(f), "backward_passes": int(b), "time_vs_adamw": w / rw, "passes_vs_adamw": f / rf})
     return rows
 
 def sb_table(results: Sequence[dict]) -> list[dict]:
-    "Per arm/budget: the hard/easy ratio of mean learned steps (mean ± CI over seeds) and the fraction of the probe never learned."
+    """Per arm/budget, mean ± CI over seeds: the primary SB measure, the hard/easy ratio of *restricted* mean learned steps
+    (a never-learned item counts as learned at the horizon), the learned-only ratio beside it, and the fraction never learned."""
     rows = []
     for k, rs in _by_run(results).items():
         rs = [r for r in rs if r.get("sb")]
         if not rs: continue
         row = {"run": k}
+        row["restricted_ratio"], row["restricted_ratio_ci"], _ = mean_ci([r["sb"].get("hard_easy_ratio_restricted") for r in rs])
         row["hard_easy_ratio"], row["hard_easy_ratio_ci"], row["ratio_seeds"] = mean_ci([r["sb"]["hard_easy_ratio"] for r in rs])
+        for g in ("selected", "not selected"):
+            row[f"restricted_{g}"] = float(np.mean([r["sb_selected"]["restricted_mean_learned_step"].get(g) or np.nan for r in rs
+                                                    if r.get("sb_selected")] or [np.nan]))
         for g in ("easy", "hard"):
             row[f"learned_step_{g}"] = float(np.mean([r["sb"]["mean_learned_step"].get(g) or np.nan for r in rs]))
             row[f"never_{g}"] = float(np.mean([r["sb"]["never_learned"].get(g, np.nan) for r in rs]))
@@ -219,13 +275,17 @@ def _pct(m, h): return fmt_ci(m, h)
 RESULT_COLS = [("run", "run"), ("seeds", "seeds"), ("steps", "steps"),
                ("test acc %", lambda r: _pct(r["test_mean"], r["test_ci"])), ("easy %", lambda r: _pct(r["test_easy_mean"], r["test_easy_ci"])),
                ("hard %", lambda r: _pct(r["test_hard_mean"], r["test_hard_ci"])), ("OOD acc %", lambda r: _pct(r["ood_mean"], r["ood_ci"])),
+               ("pretraining formats %: step 0 → end", lambda r: f"{100 * r['pretrain_step0']:.1f} → {_pct(r['pretrain_mean'], r['pretrain_ci'])}" if "pretrain_mean" in r else None),
                ("Δ test vs baseline (pp)", lambda r: _pct(r.get("diff_mean", float("nan")), r.get("diff_ci", float("nan")))),
                ("seeds Δ>0", lambda r: f"{r['diff_positive']}/{r['paired_seeds']}" if "diff_positive" in r else None),
                ("baseline", "baseline")]
 COST_COLS = [("run", "run"), ("steps", "steps"), ("train s", lambda r: f"{r['train_seconds']:.1f}"), ("fwd passes", "forward_passes"),
              ("bwd passes", "backward_passes"), ("time / AdamW", lambda r: f"{r['time_vs_adamw']:.2f}x"),
              ("passes / AdamW", lambda r: f"{r['passes_vs_adamw']:.2f}x")]
-SB_COLS = [("run", "run"), ("hard/easy learned step", lambda r: fmt_ci(r["hard_easy_ratio"], r["hard_easy_ratio_ci"], 1, 2)),
+SB_COLS = [("run", "run"), ("hard/easy, restricted (primary)", lambda r: fmt_ci(r.get("restricted_ratio", float("nan")), r.get("restricted_ratio_ci", float("nan")), 1, 2)),
+           ("hard/easy, learned only", lambda r: fmt_ci(r["hard_easy_ratio"], r["hard_easy_ratio_ci"], 1, 2)),
+           ("selected: restricted step", lambda r: None if math.isnan(r.get("restricted_selected", float("nan"))) else int(round(r["restricted_selected"]))),
+           ("not selected: restricted step", lambda r: None if math.isnan(r.get("restricted_not selected", float("nan"))) else int(round(r["restricted_not selected"]))),
            ("easy: mean learned step", lambda r: None if math.isnan(r["learned_step_easy"]) else int(round(r["learned_step_easy"]))),
            ("hard: mean learned step", lambda r: None if math.isnan(r["learned_step_hard"]) else int(round(r["learned_step_hard"]))),
            ("easy never learned %", lambda r: f"{100 * r['never_easy']:.1f}"), ("hard never learned %", lambda r: f"{100 * r['never_hard']:.1f}")]
@@ -233,7 +293,20 @@ SEL_COLS = [("source", "source"), ("size", "size"), ("picked", "picked"), ("clus
             ("precision vs hard", lambda r: None if r["precision_hard"] is None else f"{100 * r['precision_hard']:.1f}%"),
             ("recall of hard", lambda r: None if r["recall_hard"] is None else f"{100 * r['recall_hard']:.1f}%"),
             ("length predicts pick (bal. acc.)", lambda r: None if r["length_bacc"] is None else f"{r['length_bacc']:.2f}"),
-            ("proxy Jaccard", lambda r: None if r["proxy_jaccard"] is None else f"{r['proxy_jaccard']:.2f}")]
+            ("proxy Jaccard", lambda r: None if r["proxy_jaccard"] is None else f"{r['proxy_jaccard']:.2f}"),
+            ("Jaccard across replicates", lambda r: None if r.get("replicate_jaccard") is None else f"{r['replicate_jaccard']:.2f}")]
+
+def selection_summary(diag: Sequence[dict]) -> list[dict]:
+    "Per source, the selection diagnostics averaged over replicates (each replicate its own proxies and selection)."
+    out = []
+    for src in dict.fromkeys(d["source"] for d in diag):
+        ds = [d for d in diag if d["source"] == src]
+        avg = lambda k: (float(np.mean(v)) if (v := [d[k] for d in ds if d.get(k) is not None]) else None)
+        out.append({"source": src, "replicates": len(ds), "size": ds[0]["size"], "picked": round(avg("picked")),
+                    "cluster_sizes": ds[0]["cluster_sizes"] if len(ds) == 1 else None, "precision_hard": avg("precision_hard"),
+                    "recall_hard": avg("recall_hard"), "length_bacc": avg("length_bacc"), "proxy_jaccard": avg("proxy_jaccard"),
+                    "replicate_jaccard": avg("replicate_jaccard")})
+    return out
 
 def benchmark_table(results: Sequence[dict]) -> list[dict]:
     "Per arm/budget: accuracy on each benchmark evaluated at the end (mean ± CI over seeds, in %)."
@@ -247,11 +320,12 @@ def benchmark_table(results: Sequence[dict]) -> list[dict]:
     return rows
 
 def comparisons_markdown(cj: dict) -> str:
-    "The comparisons as a table, with each verdict stated (a CI that includes zero: not distinguishable from noise)."
+    "The comparisons as a table, each with its verdict (the rule: `verdict`) and its minimum detectable effect at 80% power."
     rows = [dict(c, ci=f"[{c['ci95_pp'][0]:+.1f}, {c['ci95_pp'][1]:+.1f}]" if c["ci95_pp"] else "—") for c in cj["comparisons"]]
     cols = [("a − b", lambda r: f"{r['a']} − {r['b']}"), ("budget", "budget"), ("seeds", "seeds"),
             ("a %", lambda r: f"{r['a_mean_pp']:.1f}"), ("b %", lambda r: f"{r['b_mean_pp']:.1f}"),
             ("mean Δ (pp)", lambda r: f"{r['mean_pp']:+.1f}"), ("95% CI (pp)", "ci"), ("seeds a>b", lambda r: f"{r['positive_seeds']}/{r['seeds']}"),
+            ("MDE80 (pp)", lambda r: None if r.get("mde80_pp") is None else f"{r['mde80_pp']:.2f}"),
             ("verdict", "verdict")]
     b = cj.get("baseline") or {}
     note = (f"\nAdamW baseline: {b['final_pp']:.1f}% test accuracy after {b['steps']} steps; gain over the last third of "
@@ -259,10 +333,10 @@ def comparisons_markdown(cj: dict) -> str:
     return to_markdown(rows, cols) + note
 
 def write_report(root: Path, results: Sequence[dict], diag: Sequence[dict], cfg: dict, wall_minutes: float | None = None,
-                 selection=None) -> str:
+                 selection=None, proxies: Sequence[dict] = ()) -> str:
     "Write results/cost/SB/selection tables (JSON, CSV, markdown), `comparisons.json`, the plots and `summary.md`."
     import pandas as pd
-    rt, ct, st = results_table(results), cost_table(results), sb_table(results)
+    rt, ct, st = results_table(results), cost_table(results, proxies), sb_table(results)
     cj = comparisons(results, wall_minutes)
     write_json(root/"comparisons.json", cj)
     for name, t in (("results", rt), ("cost", ct), ("sb", st), ("selection_diagnostics", diag)):
@@ -277,12 +351,16 @@ def write_report(root: Path, results: Sequence[dict], diag: Sequence[dict], cfg:
           f"over seeds; Δ = mean paired difference. Wall-clock: {wall_minutes} min.\n\n"
           "## Comparisons\n\n" + (comparisons_markdown(cj) if cj["comparisons"] else "(none: too few arms)\n") +
           "\n## Accuracy\n\n" + to_markdown(rt, RESULT_COLS) + "\n## Cost\n\n" + to_markdown(ct, COST_COLS) +
-          ("\n## Simplicity bias (when the probe's examples are learned; a lower hard/easy ratio = more uniform)\n\n" + to_markdown(st, SB_COLS) if st else "") +
-          ("\n## Selection\n\n" + to_markdown(diag, SEL_COLS) if diag else "") +
+          ("\n## Simplicity bias (when the probe's examples are learned; a lower hard/easy ratio = more uniform). Primary: the "
+           "restricted ratio, a never-learned item counted as learned at the horizon (the last step); beside it the ratio over "
+           "learned items only\n\n" + to_markdown(st, SB_COLS) if st else "") +
+          ("\n## Selection (per source, mean over replicates; length: only where answer lengths vary)\n\n" +
+           to_markdown(selection_summary(diag), SEL_COLS) if diag else "") +
           (f"\n## Benchmarks (greedy generation, zero-shot, {cfg.get('benchmark_limit') or 'all'} items each, accuracy %)\n\n" +
            to_markdown(bt, [("run", "run")] + [(n, n) for n in bt[0] if n != "run"]) if (bt := benchmark_table(results)) else ""))
     atomic_write(root/"summary.md", md)
     plot_results(root, results, cfg)
+    if cj["comparisons"]: plot_forest(cj, root/"forest.png", title=f"{cfg['preset']}: paired differences in test accuracy")
     if selection is not None:
         from sbnb.upsample import plot_selection
         plot_selection(selection, root/"selection.png")
@@ -321,15 +399,35 @@ def plot_results(root: Path, results: Sequence[dict], cfg: dict) -> list[str]:
     ax.set_xlabel("optimizer step"); ax.set_ylabel("test accuracy, mean over sources (%)")
     ax.legend(fontsize=7, ncol=2, loc="lower right"); ax.set_title("Learning curves (mean ± 1 sd over seeds; dashed: equal epochs)")
     fig.tight_layout(); _savefig(fig, root/"curves.png"); written.append("curves.png")
-    st = [r for r in sb_table(results) if not math.isnan(r["hard_easy_ratio"])]
+    st = [r for r in sb_table(results) if not math.isnan(r["restricted_ratio"])]
     if st:
         fig = Figure(figsize=(7, 0.42 * len(st) + 1.4)); ax = fig.subplots()
-        ax.barh(np.arange(len(st)), [r["hard_easy_ratio"] for r in st],
-                xerr=[0 if math.isnan(r["hard_easy_ratio_ci"]) else r["hard_easy_ratio_ci"] for r in st], capsize=3, alpha=0.85)
+        ax.barh(np.arange(len(st)), [r["restricted_ratio"] for r in st],
+                xerr=[0 if math.isnan(r["restricted_ratio_ci"]) else r["restricted_ratio_ci"] for r in st], capsize=3, alpha=0.85)
         ax.set_yticks(np.arange(len(st)), [r["run"] for r in st]); ax.invert_yaxis()
-        ax.set_xlabel("mean learned step, hard items / easy items\n(lower = learned more uniformly)")
+        ax.set_xlabel("restricted mean learned step, hard items / easy items\n(never learned = the last step; lower = learned more uniformly)")
         fig.tight_layout(); _savefig(fig, root/"sb.png"); written.append("sb.png")
     return written
+
+# %% ../nbs/40_analysis.ipynb #a0351
+def plot_forest(cj: dict, path: str | Path | None = None, title: str = "", margin_pp: float | None = None):
+    "A forest plot of `comparisons.json`: per comparison the mean paired difference (pp) with its 95% interval; 0 and ±margin marked."
+    from matplotlib.figure import Figure
+    cs = [c for c in cj["comparisons"] if c["ci95_pp"]]
+    m = margin_pp if margin_pp is not None else (cs[0].get("tost_margin_pp", TOST_MARGIN_PP) if cs else TOST_MARGIN_PP)
+    fig = Figure(figsize=(8, 0.45 * len(cs) + 1.5)); ax = fig.subplots()
+    ax.axvspan(-m, m, color="0.85", label=f"equivalence margin ±{m:g} pp")
+    ax.axvline(0, color="k", lw=0.8)
+    y = np.arange(len(cs))
+    colors = ["C2" if c["verdict"] == "a > b" else "C3" if c["verdict"] == "a < b" else "C0" if c.get("equivalent") else "0.4" for c in cs]
+    for yi, c, col in zip(y, cs, colors):
+        ax.plot(c["ci95_pp"], [yi, yi], color=col, lw=2); ax.plot([c["mean_pp"]], [yi], "o", color=col)
+    ax.set_yticks(y, [f"{c['a']} − {c['b']}" + (f" ({c['budget']})" if c["budget"] != "steps" else "") + f"  [{c['verdict']}]" for c in cs])
+    ax.invert_yaxis(); ax.set_xlabel("difference in test accuracy, mean over sources (pp), 95% t-interval over paired seeds")
+    ax.legend(fontsize=8, loc="lower right"); ax.set_title(title or "Paired comparisons")
+    fig.tight_layout()
+    if path is not None: _savefig(fig, Path(path))
+    return fig
 
 # %% ../nbs/40_analysis.ipynb #a041
 def report(root: str | Path, out: str | Path | None = None) -> str:
@@ -344,33 +442,59 @@ def report(root: str | Path, out: str | Path | None = None) -> str:
     if (root/"selection.json").exists():
         from sbnb.select import Selection
         sel = Selection.from_dict(read_json(root/"selection.json"))
+    proxies = read_jsonl(root/"proxies.jsonl") if (root/"proxies.jsonl").exists() else []
     out.mkdir(parents=True, exist_ok=True)
-    return write_report(out, read_jsonl(root/"runs.jsonl"), diag, rec["config"], rec.get("wall_minutes"), sel)
+    return write_report(out, read_jsonl(root/"runs.jsonl"), diag, rec["config"], rec.get("wall_minutes"), sel, proxies)
 
 # %% ../nbs/40_analysis.ipynb #c035a
-PLATEAU_PP = 2.0  # a run has plateaued when its test accuracy gains less than this over the last third of its steps
+PLATEAU_PP = 2.0  # the plateau margin (pp)
+PILOT_RULE = ("B is the smallest budget at which AdamW trained for 2B steps gains less than 2 pp of test accuracy over AdamW "
+              "trained for B steps, on the mean over sources and on every source; each optimizer's pick is its best accuracy at "
+              "B among the rates that meet the same rule (the best overall, flagged, when none does)")
+
+def pilot_row(opt: str, lr: float, at_b: dict, at_2b: dict) -> dict:
+    "One pilot rate: accuracy at B and at 2B (two runs, each with its own schedule), the gains on the mean and per source, the rule."
+    gain = 100 * (at_2b["final"]["test"] - at_b["final"]["test"])
+    by = {s: round(100 * (at_2b["final"]["test_by_source"][s] - v), 1) for s, v in at_b["final"]["test_by_source"].items()}
+    return {"optimizer": opt, "lr": lr, "steps": at_b["steps"], "test_pp": round(100 * at_b["final"]["test"], 1),
+            "test_2b_pp": round(100 * at_2b["final"]["test"], 1), "gain_2b_pp": round(gain, 1), "gain_2b_by_source_pp": by,
+            "test_by_source_pp": {s: round(100 * v, 1) for s, v in at_b["final"]["test_by_source"].items()},
+            "ood_pp": round(100 * at_b["final"]["ood"], 1), "meets": bool(gain < PLATEAU_PP and all(g < PLATEAU_PP for g in by.values())),
+            "curve_pp": [round(100 * e["test"]["mean"], 1) for e in at_2b["evals"]],
+            "train_seconds": round(at_b["cost"]["train_seconds"] + at_2b["cost"]["train_seconds"], 1)}
 
 def pilot_pick(table: list[dict]) -> dict:
-    "Each optimizer's rate: the best final test accuracy among the rates that plateaued (else the best overall), {optimizer: lr}."
+    """Each optimizer's rate, {optimizer: lr}: the best test accuracy among the rates that meet the plateau rule (`meets`,
+    the B-to-2B rule; older pilots: `last_third_gain_pp` < 2), else the best overall."""
     picks = {}
     for opt in dict.fromkeys(r["optimizer"] for r in table):
         rows = [r for r in table if r["optimizer"] == opt]
-        flat = [r for r in rows if r["last_third_gain_pp"] < PLATEAU_PP]
+        flat = [r for r in rows if (r["meets"] if "meets" in r else r["last_third_gain_pp"] < PLATEAU_PP)]
         picks[opt] = max(flat or rows, key=lambda r: r["test_pp"])["lr"]
     return picks
 
 def pilot_markdown(pilot: dict) -> str:
-    "The pilot table of `pilot.json` as markdown: every rate's accuracy, its gain over the last third, its curve; picks marked *."
+    "The pilot table of `pilot.json` as markdown: every rate's accuracy, its gains, per-source gains; picks marked *."
     cfg, runs = pilot["config"], pilot["runs"]
-    flat = {o for o in pilot["picked"] if any(r["plateaued"] for r in runs if r["optimizer"] == o)}
-    note = "" if flat == set(pilot["picked"]) else f" (for {', '.join(sorted(set(pilot['picked']) - flat))}: no rate plateaued, so its best rate)"
-    return (f"# Learning-rate pilot ({cfg['preset']}, B = {pilot['base_steps']} steps, seed 0)\n\n"
-            f"A rate has plateaued when test accuracy gains less than {pilot['plateau_pp']:g} pp over the last third of the steps; "
-            f"each optimizer's pick (*) is its best plateaued rate{note}.\n\n" + to_markdown(runs, [
-        ("optimizer", "optimizer"), ("lr", lambda r: f"{r['lr']:g}" + (" *" if r["picked"] else "")),
-        ("test %", lambda r: f"{r['test_pp']:.1f}"), ("OOD %", lambda r: f"{r['ood_pp']:.1f}"),
-        ("gain over last third (pp)", lambda r: f"{r['last_third_gain_pp']:+.1f}"),
-        ("test % at each evaluation", lambda r: " → ".join(f"{x:.1f}" for x in r["curve_pp"])),
-        ("train s", lambda r: f"{r['train_seconds']:.0f}")]))
-
+    if "rule" not in pilot:  # a pilot of the earlier rule (gain over the last third)
+        flat = {o for o in pilot["picked"] if any(r["plateaued"] for r in runs if r["optimizer"] == o)}
+        note = "" if flat == set(pilot["picked"]) else f" (for {', '.join(sorted(set(pilot['picked']) - flat))}: no rate plateaued, so its best rate)"
+        return (f"# Learning-rate pilot ({cfg['preset']}, B = {pilot['base_steps']} steps, seed 0)\n\n"
+                f"A rate has plateaued when test accuracy gains less than {pilot['plateau_pp']:g} pp over the last third of the steps; "
+                f"each optimizer's pick (*) is its best plateaued rate{note}.\n\n" + to_markdown(runs, [
+            ("optimizer", "optimizer"), ("lr", lambda r: f"{r['lr']:g}" + (" *" if r["picked"] else "")),
+            ("test %", lambda r: f"{r['test_pp']:.1f}"), ("OOD %", lambda r: f"{r['ood_pp']:.1f}"),
+            ("gain over last third (pp)", lambda r: f"{r['last_third_gain_pp']:+.1f}"),
+            ("test % at each evaluation", lambda r: " → ".join(f"{x:.1f}" for x in r["curve_pp"])),
+            ("train s", lambda r: f"{r['train_seconds']:.0f}")]))
+    notes = [f"**{o}: no rate met the rule at B = {pilot['base_steps']}; its pick is the best rate, not a plateau.**"
+             for o, ok in pilot["plateaued"].items() if not ok]
+    notes += [f"**{o}: the pick is on the edge of its grid; widen the grid.**" for o, e in pilot["on_edge"].items() if e]
+    return (f"# Learning-rate pilot ({cfg['preset']}, seed 0): B = {pilot['base_steps']} steps\n\n"
+            f"The rule: {pilot['rule']}. Every rate ran at B and at 2B; * marks the picks.\n\n" + "".join(n + "\n\n" for n in notes) +
+            to_markdown(runs, [("optimizer", "optimizer"), ("B", "steps"), ("lr", lambda r: f"{r['lr']:g}" + (" *" if r.get("picked") else "")),
+                               ("test % at B", lambda r: f"{r['test_pp']:.1f}"), ("at 2B", lambda r: f"{r['test_2b_pp']:.1f}"),
+                               ("gain B→2B (pp)", lambda r: f"{r['gain_2b_pp']:+.1f}"),
+                               ("gain per source (pp)", lambda r: ", ".join(f"{s} {g:+.1f}" for s, g in r["gain_2b_by_source_pp"].items())),
+                               ("meets the rule", lambda r: "yes" if r["meets"] else "no"), ("train s", lambda r: f"{r['train_seconds']:.0f}")]))
 

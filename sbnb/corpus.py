@@ -345,26 +345,28 @@ class BalancedSource:
     "A balanced source: its problem family, the sizes (digit widths or numbers of terms) of its items, and the OOD size."
     family: str
     sizes: tuple[int, ...]
-    ood_size: int
+    ood_size: int        # a size absent from the pretraining mixture (`PRETRAIN_MIX`): out of distribution for the base too
     easy: str = ""
     hard: str = ""
+    pretrain_size: int | None = None  # a size of the pretraining mixture: the 'pretrain' split measures forgetting
 
 BALANCED_SOURCES: dict[str, BalancedSource] = {
-    "add": BalancedSource("add", (3,), 4, "no carry", "at least one carry"),
-    "mul": BalancedSource("mul", (3,), 4, "multiplier 2-5", "multiplier 6-9"),
-    "div": BalancedSource("div", (3,), 4, "divisor 2-5", "divisor 6-9"),
-    "mod": BalancedSource("mod", (3,), 4, "modulus 2 or 5", "modulus 4 or 8"),
-    "sub": BalancedSource("sub", (3,), 4, "no borrow", "at least one borrow"),
+    "add": BalancedSource("add", (3,), 5, "no carry", "at least one carry", 4),
+    "mul": BalancedSource("mul", (3,), 5, "multiplier 2-5", "multiplier 6-9", 4),
+    "div": BalancedSource("div", (3,), 5, "divisor 2-5", "divisor 6-9", 4),
+    "mod": BalancedSource("mod", (3,), 5, "modulus 2 or 5", "modulus 4 or 8", 4),
+    "sub": BalancedSource("sub", (3,), 5, "no borrow", "at least one borrow", 4),
     "chain": BalancedSource("chain", (3, 4), 5, "3 two-digit terms", "4 two-digit terms"),
 }
 
 @dataclasses.dataclass(frozen=True)
 class BalancedConfig(Config):
     "The balanced sources: equal sizes, half easy and half hard items each, fixed-width answers; held-out problems drawn first."
-    sources: tuple[str, ...] = ("add", "mul", "div", "mod")
+    sources: tuple[str, ...] = ("add", "sub", "mul", "div")  # `mod` (91% at step 0 for the base) left the default
     n_train: int = 2000          # training items per source
     n_test: int = 300            # in-distribution test items per source (half easy, half hard)
-    n_ood: int = 300             # out-of-distribution items per source (the OOD size)
+    n_ood: int = 300             # out-of-distribution items per source (the OOD size, absent from the pretraining mixture)
+    n_pretrain: int = 0          # items per source at a size of the pretraining mixture: forgetting, before and after
     hard_fraction: float = 0.5   # of the training items
     seed: int = 0
     form: Literal["compact", "full"] = "compact"
@@ -374,7 +376,7 @@ class BalancedConfig(Config):
         for s in self.sources:
             if s not in BALANCED_SOURCES: raise SbnbError(f"BalancedConfig.sources: unknown source {s!r}; valid: {', '.join(BALANCED_SOURCES)}")
         if not 0 <= self.hard_fraction <= 1: raise SbnbError(f"hard_fraction must be in [0, 1], got {self.hard_fraction}")
-        if min(self.n_train, self.n_test, self.n_ood) < 0: raise SbnbError("n_train, n_test and n_ood must be >= 0")
+        if min(self.n_train, self.n_test, self.n_ood, self.n_pretrain) < 0: raise SbnbError("n_train, n_test, n_ood and n_pretrain must be >= 0")
 
 def _row(source: str, split: str, k: int, p: dict, form: str) -> dict:
     "A schema row of a balanced problem in `form`, with its oracle `difficulty` and canonical `key`."
@@ -399,7 +401,7 @@ def _draw(source: str, r, size: int, want: str | None, exclude: set) -> dict:
 def balanced_corpus(config: BalancedConfig | None = None, out_dir: str | Path | None = None) -> dict[str, list[dict]]:
     "train/test/ood rows of every balanced source; held-out keys drawn first and never reused. Writes JSONL files if `out_dir`."
     cfg = config or BalancedConfig()
-    splits = {"train": [], "test": [], "ood": []}
+    splits = {"train": [], "test": [], "ood": [], "pretrain": []}
     for src in cfg.sources:
         spec, r, used = BALANCED_SOURCES[src], random.Random(f"{cfg.seed}-{src}"), set()
         def take(split, n, sizes, hard_n):
@@ -412,6 +414,7 @@ def balanced_corpus(config: BalancedConfig | None = None, out_dir: str | Path | 
                 splits[split].append(_row(src, split, k, p, cfg.form))
         take("test", cfg.n_test, spec.sizes, cfg.n_test // 2)
         take("ood", cfg.n_ood, (spec.ood_size,), 0)
+        if cfg.n_pretrain and spec.pretrain_size: take("pretrain", cfg.n_pretrain, (spec.pretrain_size,), 0)
         take("train", cfg.n_train, spec.sizes, round(cfg.n_train * cfg.hard_fraction))
     if out_dir is not None:
         from sbnb.data import write_examples

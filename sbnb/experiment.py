@@ -18,10 +18,11 @@ from .analysis import (Arm, ARMS, BUDGETS, EPOCH_ARMS, COMPARISONS, PLATEAU_PP, 
                            plot_results, pilot_pick, pilot_markdown, report)  # the analysis room; re-exported for old imports
 
 # %% auto #0
-__all__ = ['DataKind', 'PILOT_LRS', 'run_names', 'TinyLMConfig', 'ExperimentConfig', 'oracle_selection', 'arm_data',
-           'mean_trajectories', 'check_no_leak', 'experiment_data', 'eval_rows', 'probe_rows', 'base_steps',
-           'run_proxy', 'eval_grid', 'shared_start', 'base_evaluation', 'run_target', 'experiment_key', 'run_root',
-           'run_experiment', 'pilot_stem', 'run_pilot', 'parse_pilot_lrs', 'BaseConfig', 'build_base', 'add_cli']
+__all__ = ['DataKind', 'DECIDING_ARMS', 'FULL_ARMS', 'EVAL_SPLITS', 'PILOT_LRS', 'run_names', 'TinyLMConfig', 'ExperimentConfig',
+           'oracle_selection', 'oracle_counts', 'arm_data', 'mean_trajectories', 'check_no_leak', 'experiment_data',
+           'eval_rows', 'probe_rows', 'base_steps', 'run_proxy', 'eval_grid', 'shared_start', 'base_evaluation',
+           'run_target', 'experiment_key', 'run_root', 'run_experiment', 'proxy_seed', 'proxy_cost',
+           'replicate_jaccard', 'pilot_stem', 'run_pilot', 'parse_pilot_lrs', 'BaseConfig', 'build_base', 'add_cli']
 
 # %% ../nbs/80_experiment.ipynb #c005
 def run_names(arms: Sequence[str], budgets: Sequence[str] = BUDGETS) -> list[tuple[str, str]]:
@@ -48,6 +49,8 @@ class TinyLMConfig(Config):
     max_length: int = 48      # tokens per example (prompt + response); longer ones are reported, not cut silently
 
 DataKind = Literal["balanced", "corpus", "llm"]
+DECIDING_ARMS = ("adamw", "adamw+up", "adamw+random", "adamw+oracle")  # the method, its random and count-matched oracle controls
+FULL_ARMS = DECIDING_ARMS + ("adamw+aug", "adamw+up-self", "adamw+up-sched", "muon", "muon+up", "sam")
 
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig(Config):
@@ -60,14 +63,13 @@ class ExperimentConfig(Config):
     prompt_style: Literal["alpaca", "zeroshot", "compact"] | None = None  # None: the model's convention
     max_length: int = 48              # tokens per example; a longer one is an error naming it
     data: DataKind = "balanced"       # balanced: equal-size easy/hard sources; corpus: the first round's; llm: worked solutions + GSM8K
-    balanced: BalancedConfig = BalancedConfig()
+    balanced: BalancedConfig = BalancedConfig(n_pretrain=300)  # + 300 items per source at width 4: forgetting
     corpus: CorpusConfig = CorpusConfig()
     gsm8k_train: int = 0              # data=llm: rows of GSM8K's training split in the mix (source 'gsm8k-train')
     benchmarks: tuple[str, ...] = ()  # evaluated by generation at the end of every target run
     benchmark_limit: int = 8          # items per benchmark (0: all)
-    arms: tuple[str, ...] = ("adamw", "adamw+up", "adamw+random", "adamw+oracle", "adamw+aug", "adamw+up-self",
-                             "muon", "muon+up", "sam")  # more in ARMS (adamw+up-sched, adamw+up-iw, adamw+small): arms=...
-    budgets: tuple[str, ...] = BUDGETS
+    arms: tuple[str, ...] = DECIDING_ARMS  # the arms that decide the question; --preset full adds the rest
+    budgets: tuple[str, ...] = ("steps",)  # and "epochs": the upsampled arm at equal epochs beside AdamW as long (full)
     seeds: int = 8                    # target seeds per arm and budget, paired by seed
     workers: int = 2                  # parallel single-thread worker processes
     batch_size: int = 64
@@ -86,11 +88,13 @@ class ExperimentConfig(Config):
     max_new_tokens: int = 64          # eval_mode=generate
     probe_per_group: int = 64         # LM simplicity bias: training examples per (source, difficulty) in the probe
     proxy_seeds: int = 3
+    replicates: Literal["pipeline", "order"] = "pipeline"  # pipeline: each seed draws its own proxies (so selection), control, order
     proxy_epochs: float = 2.4         # each proxy trains this long (300 steps of the default), recording losses over all of it
     proxy_records: int = 12           # loss-recording points over the proxy's training (plus step 0)
     upsample: UpsampleConfig = UpsampleConfig(features="logabs", rule="auc")  # absolute losses: chosen by measurement (81_results)
     self_epochs: float = 1.0          # adamw+up-self: the target's own first epochs give its trajectories
     sched_fraction: float = 1 / 3     # adamw+up-sched: the share of B trained on the upsampled distribution (the theory: early)
+    pilot_doublings: int = 3          # the pilot doubles B from `steps` at most this often until AdamW plateaus (B -> 2B rule)
 
     def validate(self):
         run_names(self.arms, self.budgets)
@@ -112,14 +116,16 @@ class ExperimentConfig(Config):
 
     PRESETS = {
         "default": {},
-        "smoke": dict(preset="smoke", balanced=dict(n_train=96, n_test=32, n_ood=32), seeds=2, steps=24, batch_size=16,
+        "full": dict(preset="full", arms=FULL_ARMS, budgets=BUDGETS),
+        "smoke": dict(preset="smoke", balanced=dict(n_train=96, n_test=32, n_ood=32, n_pretrain=8), seeds=2, steps=24, batch_size=16,
                       evals=3, eval_per_source=32, probe_per_group=8, proxy_seeds=2, proxy_epochs=1.0, proxy_records=3, workers=2,
-                      lr=1e-3, arms=tuple(a for a in ARMS if a not in ("adamw+small",))),
+                      lr=1e-3, arms=tuple(a for a in ARMS if a not in ("adamw+small",)), budgets=BUDGETS),
         "llm-smoke": dict(preset="llm-smoke", model="smollm2-135m", data="llm", max_length=400, gsm8k_train=8,
                           balanced=dict(n_train=8, n_test=4, n_ood=4, form="full"), benchmarks=("gsm8k", "math", "numglue", "svamp", "deepmind", "simuleq"),
                           benchmark_limit=8, seeds=1, steps=3, batch_size=2, lr=2e-5, evals=1, eval_per_source=1,
                           eval_mode="generate", max_new_tokens=16, eval_batch_size=16, probe_per_group=2, proxy_seeds=1,
-                          proxy_epochs=0.1, self_epochs=0.2, proxy_records=1, workers=2, arms=tuple(a for a in ARMS if a not in ("adamw+small",))),
+                          proxy_epochs=0.1, self_epochs=0.2, proxy_records=1, workers=2, arms=tuple(a for a in ARMS if a not in ("adamw+small",)),
+                          budgets=BUDGETS),
         "llm-gpu": dict(preset="llm-gpu", model="smollm2-135m", data="llm", max_length=400, gsm8k_train=800,
                         balanced=dict(n_train=400, n_test=50, n_ood=50, form="full"), benchmarks=("gsm8k", "math", "numglue", "svamp", "deepmind", "simuleq"),
                         benchmark_limit=50, seeds=3, steps=0, epochs=1.5, batch_size=32, lr=2e-5, evals=2, eval_per_source=50,
@@ -129,7 +135,8 @@ class ExperimentConfig(Config):
         "legacy": dict(preset="legacy", model="tiny-char", init="random", data="corpus", seeds=5, epochs=6.0, steps=0, lr=1e-3,
                        muon_lr=None, eval_mode="teacher_forcing", eval_per_source=80, proxy_epochs=2.0, proxy_records=12,
                        upsample=dict(features="logfrac", rule="remaining"),
-                       arms=("adamw", "adamw+up", "adamw+aug", "adamw+random", "adamw+small", "muon", "muon+up", "sam")),
+                       arms=("adamw", "adamw+up", "adamw+aug", "adamw+random", "adamw+small", "muon", "muon+up", "sam"), budgets=BUDGETS,
+                       balanced=dict(), replicates="order", proxy_seeds=3),
     }
 
     @classmethod
@@ -139,13 +146,31 @@ class ExperimentConfig(Config):
 
 # %% ../nbs/80_experiment.ipynb #c017
 def oracle_selection(selection, rows: Sequence[dict]):
-    "A control: in each source, exactly the rows whose `difficulty` is 'hard' (same config, so the same factor)."
+    "Every row whose `difficulty` is 'hard', per source (same config, so the same factor): the oracle's pool."
     from sbnb.select import Selection
     hard = {str(r["id"]) for r in rows if r.get("difficulty") == "hard"}
     if not hard: raise SbnbError("the oracle arm needs rows with difficulty='hard' (the balanced sources have them)")
     reps = {k: dataclasses.replace(s, selected=[i for i in s.ids if i in hard], reason="oracle: the items labelled hard")
             for k, s in selection.sources.items()}
     return Selection([i for i in selection.all_ids if i in hard], reps, selection.config, method="oracle")
+
+def oracle_counts(selection, rows: Sequence[dict], seed: int = 0) -> list[int]:
+    """Repeat counts of the count-matched oracle: per source, exactly as many extra appearances as the method's selection
+    adds, all on items labelled hard. Where the source has at least as many hard items as the method picked, that many
+    hard items drawn afresh for `seed`, each repeated like the method's; else every hard item, the extras spread evenly
+    (the remainder drawn for `seed`)."""
+    pool, ids = oracle_selection(selection, rows), [str(r["id"]) for r in rows]
+    extra_each, rng, extra = selection.config.factor - 1, np.random.default_rng([seed, 7]), {}
+    for src, rep in selection.sources.items():
+        want = round(len(rep.selected) * extra_each)  # the method's extra appearances in this source
+        hard = list(pool.sources[src].selected)
+        if not want or not hard: continue
+        if len(hard) * extra_each >= want and float(extra_each).is_integer():
+            for i in rng.choice(hard, size=want // int(extra_each), replace=False): extra[str(i)] = int(extra_each)
+        else:
+            q, r = divmod(want, len(hard))
+            for k, i in enumerate(rng.permutation(hard)): extra[str(i)] = q + int(k < r)
+    return [1 + extra.get(i, 0) for i in ids]
 
 def arm_data(kind: str, rows: list[dict], selection, seed: int = 0, augment: Callable | None = None) -> tuple[list[dict], list[int] | None]:
     "(rows, repeat counts or None) of a data kind: original, upsample, random, oracle, augment, small, sched or iw."
@@ -154,7 +179,7 @@ def arm_data(kind: str, rows: list[dict], selection, seed: int = 0, augment: Cal
     if kind in ("original", "self"): return list(rows), None
     if kind in ("upsample", "sched", "iw"): return list(rows), selection.repeat_counts(ids)
     if kind == "random": return list(rows), random_selection(selection, seed=seed).repeat_counts(ids)
-    if kind == "oracle": return list(rows), oracle_selection(selection, rows).repeat_counts(ids)
+    if kind == "oracle": return list(rows), oracle_counts(selection, rows, seed)
     if kind == "small": return list(rows), small_sources_only(selection).repeat_counts(ids)
     if kind == "augment":
         if augment is None: raise SbnbError("the augment arm needs an augment(row, seed) function for this data")
@@ -174,6 +199,8 @@ def check_no_leak(rows: Sequence[dict], held_out: set[str], what: str = "trainin
     bad = next((r for r in rows if r["instruction"] in held_out), None)
     if bad is not None: raise SbnbError(f"{what}: id {bad['id']!r} is a held-out prompt ({bad['instruction'][:60]!r}); contamination")
 
+EVAL_SPLITS = ("test", "ood", "pretrain")  # held out; 'pretrain' (the base's pretraining formats, forgetting) when generated
+
 def experiment_data(cfg: ExperimentConfig, work: str | Path, tokenizer=None) -> dict:
     "Training rows, test and OOD rows, held-out prompts and the augmentation function of `cfg`'s data (cached in `work/data`)."
     from sbnb.corpus import generate_corpus, balanced_corpus, augment_balanced
@@ -188,11 +215,11 @@ def experiment_data(cfg: ExperimentConfig, work: str | Path, tokenizer=None) -> 
                 gsm = _fitting(load_benchmark("gsm8k-train"), tokenizer, cfg)[:cfg.gsm8k_train]
                 write_jsonl(d/"train.jsonl", splits["train"] + gsm)
         write_json(d/"done.json", {"config": cfg.to_dict()})
-    out = {s: read_jsonl(d/f"{s}.jsonl") for s in ("train", "test", "ood")}
+    out = {s: read_jsonl(d/f"{s}.jsonl") if (d/f"{s}.jsonl").exists() else [] for s in ("train",) + EVAL_SPLITS}
     bench = {n: load_benchmark(n)[:cfg.benchmark_limit or None] for n in cfg.benchmarks}
-    held = {r["instruction"] for s in ("test", "ood") for r in out[s]} | {r["instruction"] for rs in bench.values() for r in rs}
+    held = {r["instruction"] for s in EVAL_SPLITS for r in out[s]} | {r["instruction"] for rs in bench.values() for r in rs}
     check_no_leak(out["train"], held)
-    held_keys = {r["key"] for s in ("test", "ood") for r in out[s] if "key" in r}
+    held_keys = {r["key"] for s in EVAL_SPLITS for r in out[s] if "key" in r}
     aug = None
     if cfg.data != "corpus":
         aug = functools.partial(augment_balanced, exclude=held | held_keys)
@@ -374,10 +401,10 @@ def run_target(job: dict) -> dict:
     def evaluate(model, step):
         t0 = time.perf_counter()
         shared = base is not None and step == 0
-        rows_ = ev if shared or step == steps else [r for r in ev if r["split"] == "test"]  # OOD: at the last step (and step 0 when shared)
+        rows_ = ev if shared or step in (0, steps) else [r for r in ev if r["split"] == "test"]  # OOD, pretrain: first and last step
         ok = base["eval"] if shared else _correct(model, tok, rows_, cfg)
         e = {"step": int(step)}
-        for split in ("test", "ood"):
+        for split in EVAL_SPLITS:
             sub = [(r, c) for r, c in zip(rows_, ok) if r["split"] == split]
             if sub: e[split] = _accuracy([r for r, _ in sub], [c for _, c in sub])
         if recorder is not None: recorder.record(model, step, correct=base["probe"] if shared else None)
@@ -413,7 +440,9 @@ def run_target(job: dict) -> dict:
               "steps": steps, "base_steps": job["base_steps"],
               "final": {"test": final["test"]["mean"], "ood": final["ood"]["mean"], "test_by_source": final["test"]["by_source"],
                         "ood_by_source": final["ood"]["by_source"], "test_by_difficulty": final["test"]["by_difficulty"],
-                        "ood_by_difficulty": final["ood"]["by_difficulty"], "benchmarks": bench},
+                        "ood_by_difficulty": final["ood"]["by_difficulty"], "benchmarks": bench,
+                        **({"pretrain": final["pretrain"]["mean"], "pretrain_by_source": final["pretrain"]["by_source"],
+                            "pretrain_step0": evals[0]["pretrain"]["mean"]} if "pretrain" in final else {})},
               "evals": evals, "sb": recorder.summary() if recorder is not None else None,
               "learned_steps": recorder.learned_steps() if recorder is not None else None,
               "cost": {"train_seconds": round(wall - timer["eval"], 2), "eval_seconds": round(timer["eval"], 2),
@@ -421,6 +450,10 @@ def run_target(job: dict) -> dict:
                        "backward_passes": cost["backward_passes"], "tokens": cost["tokens"], "optimizer_steps": cost["optimizer_steps"],
                        "train_loss": cost["train_loss"], "memory": cost.get("memory")}}
     if arm.data == "self": result["self_selection"] = read_json(out/"self_selection.json")
+    if recorder is not None and job.get("probe_selected") is not None:  # the same probe, split by the replicate's selection
+        picked = set(job["probe_selected"])
+        recorder.probe = [dict(r, selected="selected" if str(r["id"]) in picked else "not selected") for r in recorder.probe]
+        result["sb_selected"] = recorder.summary(group="selected", hard="selected", easy="not selected")
     write_json(done, result)
     return result
 
@@ -506,7 +539,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path = "results", name: str
         tok_path = cfg.tokenizer or (data["tokenizer"] if cfg.model == "tiny-char" else None)
         tok = tok or load_tokenizer(cfg.model, tok_path)
         n, B = len(train_rows), base_steps(cfg, len(train_rows))
-        write_jsonl(work/"eval.jsonl", [dict(r, split=s) for s in ("test", "ood") for r in eval_rows(data[s], cfg.eval_per_source)])
+        write_jsonl(work/"eval.jsonl", [dict(r, split=s) for s in EVAL_SPLITS for r in eval_rows(data[s], cfg.eval_per_source)])
         write_jsonl(work/"probe.jsonl", probe_rows(train_rows, cfg.probe_per_group))
         write_json(work/"held_out.json", sorted(data["held_out"]))
         common = {"cfg": cfg.to_dict(), "tokenizer": tok_path, "held_out": str(work/"held_out.json"), "eval": str(work/"eval.jsonl"),
@@ -515,27 +548,41 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path = "results", name: str
             _map(base_evaluation, [dict(common, out=str(work/"base_eval.json"))], cfg.workers, "step-0 evaluation")
             common["base_eval"] = str(work/"base_eval.json")
         kinds = {ARMS[a].data for a in cfg.arms}
-        sel, diag = None, []
-        if kinds - {"original", "self"}:  # 1-3. proxies, trajectories, selection
-            pj = [dict(common, out=str(work/f"proxy-{p}"), seed=1000 + p, data=str(data["dir"]/"train.jsonl")) for p in range(cfg.proxy_seeds)]
-            trajs = [read_jsonl(t) for t in _map(run_proxy, pj, cfg.workers, "proxies")]
-            per_proxy = [select(t, cfg.upsample) for t in trajs]
-            sel = select(mean_trajectories(trajs), cfg.upsample)
-            write_json(root/"selection.json", sel.to_dict())
+        sels, diag, proxies = {}, [], []
+        if kinds - {"original", "self"}:  # 1-3. proxies, trajectories, selection: once per replicate (or once for all)
+            reps = list(range(cfg.seeds)) if cfg.replicates == "pipeline" else [0]
+            pj = [dict(common, out=str(work/(f"proxy-r{r}-{p}" if cfg.replicates == "pipeline" else f"proxy-{p}")),
+                       seed=proxy_seed(cfg, r, p), replicate=r, data=str(data["dir"]/"train.jsonl")) for r in reps for p in range(cfg.proxy_seeds)]
+            paths = _map(run_proxy, pj, cfg.workers, "proxies")
             ans = {str(r["id"]): len(tok(r["output"], add_special_tokens=False)["input_ids"]) for r in train_rows}
-            diag = selection_diagnostics(sel, per_proxy, train_rows, ans)
+            for r in reps:
+                mine = [(j, p) for j, p in zip(pj, paths) if j["replicate"] == r]
+                trajs = [read_jsonl(p) for _, p in mine]
+                t0 = time.perf_counter()
+                per_proxy = [select(t, cfg.upsample) for t in trajs]
+                sels[r] = select(mean_trajectories(trajs), cfg.upsample)
+                t_sel = time.perf_counter() - t0
+                diag += [dict(d, replicate=r) for d in selection_diagnostics(sels[r], per_proxy, train_rows, ans)]
+                proxies += [dict(proxy_cost(j, p, cfg, n), replicate=r, selection_seconds=round(t_sel / len(mine), 3)) for j, p in mine]
+            diag = replicate_jaccard(diag, sels)
+            write_json(root/"selection.json", sels[0].to_dict())
+            write_json(root/"selections.json", {str(r): s.to_dict() for r, s in sels.items()})
             write_json(root/"selection_diagnostics.json", diag)
+            write_jsonl(root/"proxies.jsonl", proxies)
+        sel_of = lambda s: sels.get(s if cfg.replicates == "pipeline" else 0)
+        probe_ids = {str(r["id"]) for r in read_jsonl(common["probe"])}
         jobs = []  # 4. every arm, budget and seed
         for a, b in run_names(cfg.arms, cfg.budgets):
             for s in range(cfg.seeds):
-                arm = ARMS[a]
+                arm, sel = ARMS[a], sel_of(s)
                 rows, counts = arm_data(arm.data, train_rows, sel, seed=s, augment=data["augment"])
                 check_no_leak(rows, data["held_out"], f"{a} (seed {s})")
                 f = data["dir"]/"train.jsonl"
                 if arm.data == "augment": write_jsonl(f := work/f"data-augment-s{s}.jsonl", rows)
                 steps = B if b == "steps" else _steps(cfg.epochs if not cfg.steps else B * cfg.batch_size / n, _epoch_size(a, train_rows, sel, s, data), cfg.batch_size)
                 jobs.append(dict(common, out=str(work/"runs"/f"{a}__{b}__s{s}".replace("+", "_")), arm=a, budget=b, seed=s,
-                                 data=str(f), counts=counts, steps=steps))
+                                 data=str(f), counts=counts, steps=steps,
+                                 probe_selected=sorted(probe_ids & set(sel.ids)) if sel is not None else None))
         # longest first: steps (x2 for SAM), then Muon (Newton-Schulz) and up-self (loss recording) before the rest
         cost = lambda j: (j["steps"] * (2 if ARMS[j["arm"]].optimizer == "sam" else 1), ARMS[j["arm"]].optimizer == "muon" or ARMS[j["arm"]].data == "self")
         jobs.sort(key=cost, reverse=True)
@@ -543,10 +590,30 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path = "results", name: str
         results.sort(key=lambda r: (list(ARMS).index(r["arm"]), r["budget"], r["seed"]))
         write_jsonl(root/"runs.jsonl", results)
         wall = round((time.perf_counter() - t_start) / 60, 2)
-        write_report(root, results, diag, cfg.to_dict(), wall, sel)  # 5-6. tables, comparisons, plots
+        write_report(root, results, diag, cfg.to_dict(), wall, sels.get(0), proxies)  # 5-6. tables, comparisons, plots
         rr.record.update(data_counts={s: len(data[s]) for s in ("train", "test", "ood")}, base_steps=B, n_runs=len(results),
                          wall_minutes=wall)
     return root
+
+def proxy_seed(cfg: ExperimentConfig, replicate: int, p: int) -> int:
+    "The seed of proxy `p` of a replicate: whole-pipeline replicates draw their own proxies; `replicates='order'` shares 1000+p."
+    return 1000 + p + (100 * replicate if cfg.replicates == "pipeline" else 0)
+
+def proxy_cost(job: dict, traj: str, cfg: ExperimentConfig, n: int) -> dict:
+    "What one proxy cost: its steps, its seconds (training and loss recording), passes (recording in training-batch equivalents)."
+    meta, cost = read_json(f"{traj}.meta.json"), read_json(Path(job["out"])/"trainer"/"cost.json")
+    rec = len(meta.get("steps", [])) * n / cfg.batch_size  # forward passes over every training example at each recording
+    return {"proxy_seed": job["seed"], "steps": cost["optimizer_steps"], "seconds": meta.get("train_seconds"),
+            "forward_passes": int(cost["forward_passes"] + rec), "backward_passes": cost["backward_passes"]}
+
+def replicate_jaccard(diag: list[dict], sels: dict) -> list[dict]:
+    "Add to each diagnostics row the mean pairwise Jaccard of its source's picks across replicates (None with one replicate)."
+    out = []
+    for d in diag:
+        picks = [set(s.sources[d["source"]].selected) for s in sels.values() if d["source"] in s.sources]
+        pairs = [jaccard(picks[i], picks[j]) for i in range(len(picks)) for j in range(i + 1, len(picks))]
+        out.append(dict(d, replicate_jaccard=float(np.mean(pairs)) if pairs else None))
+    return out
 
 def _epoch_size(arm: str, rows, sel, seed: int, data) -> int:
     "Row appearances per epoch of `arm`'s data (AdamW at equal epochs uses adamw+up's: as many steps)."
@@ -555,44 +622,51 @@ def _epoch_size(arm: str, rows, sel, seed: int, data) -> int:
     return int(sum(c)) if c is not None else len(r)
 
 # %% ../nbs/80_experiment.ipynb #c035
-PILOT_LRS = {"adamw": (3e-4, 1e-3, 3e-3, 1e-2), "muon": (1e-3, 3e-3, 1e-2, 3e-2)}
+PILOT_LRS = {"adamw": (1e-4, 3e-4, 1e-3, 3e-3, 1e-2), "muon": (3e-4, 1e-3, 3e-3, 1e-2, 3e-2)}
 def pilot_stem(cfg: ExperimentConfig) -> str:
     "'pilot' at the preset's own step budget, 'pilot-B<steps>' (or 'pilot-epochs<epochs>') for an extended pilot at another B."
     if cfg.steps == ExperimentConfig.from_preset(cfg.preset).steps: return "pilot"
     return f"pilot-B{cfg.steps}" if cfg.steps else f"pilot-epochs{cfg.epochs:g}"
 
+def _pilot_job(cfg: ExperimentConfig, data: dict, work: Path, opt: str, lr: float, steps: int, tok_path) -> dict:
+    "One pilot run: optimizer `opt` at rate `lr` for `steps` steps with its own schedule (seed 0)."
+    c = cfg.replace(**({"lr": lr} if opt == "adamw" else {"muon_lr": lr}), arms=("adamw", "muon"), steps=steps)
+    return dict(cfg=c.to_dict(), tokenizer=tok_path, held_out=str(work/"held_out.json"), eval=str(work/"eval.jsonl"),
+                probe=str(work/"probe.jsonl"), n_original=len(data["train"]), base_steps=steps, benchmarks={}, arm=opt,
+                budget="steps", seed=0, data=str(data["dir"]/"train.jsonl"), counts=None, steps=steps,
+                out=str(work/"pilot"/f"{opt}_lr{lr:g}_B{steps}"), lr=lr)
+
 def run_pilot(cfg: ExperimentConfig, out: str | Path = "results", name: str | None = None, lrs: dict | None = None) -> Path:
-    """Train AdamW and Muon at several learning rates (one seed each, B steps); write pilot.json and pilot.md (pilot-B<steps>.*
-    when `cfg.steps` is not the preset's) with each rate's final accuracy, its gain over the last third and the picked rates."""
+    """The learning-rate pilot: every rate of `lrs` at B and at 2B steps (one seed); B doubles from `cfg.steps` until an AdamW
+    rate gains < 2 pp from B to 2B on the mean and on every source. Writes pilot.json and pilot.md (pilot-B<steps>.* when
+    `cfg.steps` is not the preset's)."""
     lrs = lrs or PILOT_LRS
     root = run_root(cfg, out, name)
-    work = root/"cache"/experiment_key(cfg)
+    work = root/"cache"/experiment_key(cfg.replace(steps=ExperimentConfig.from_preset(cfg.preset).steps))  # B is what the pilot varies
     data = experiment_data(cfg, work)
-    n, B = len(data["train"]), base_steps(cfg, len(data["train"]))
-    stem = pilot_stem(cfg)
-    with RunRecord(root, cfg, seed=0, name=f"run-{stem}.json", outputs=[f"{stem}.json", f"{stem}.md"], lrs=lrs, steps=B):
-        write_jsonl(work/"eval.jsonl", [dict(r, split=s) for s in ("test", "ood") for r in eval_rows(data[s], cfg.eval_per_source)])
+    B0, stem = base_steps(cfg, len(data["train"])), pilot_stem(cfg)
+    with RunRecord(root, cfg, seed=0, name=f"run-{stem}.json", outputs=[f"{stem}.json", f"{stem}.md"], lrs=lrs, steps=B0):
+        write_jsonl(work/"eval.jsonl", [dict(r, split=s) for s in EVAL_SPLITS for r in eval_rows(data.get(s, []), cfg.eval_per_source)])
         write_jsonl(work/"probe.jsonl", probe_rows(data["train"], cfg.probe_per_group))
         write_json(work/"held_out.json", sorted(data["held_out"]))
         tok_path = cfg.tokenizer or (data["tokenizer"] if cfg.model == "tiny-char" else None)
-        jobs = []
-        for opt, rates in lrs.items():
-            for lr in rates:
-                c = cfg.replace(**({"lr": lr} if opt == "adamw" else {"muon_lr": lr}), arms=("adamw", "muon"))
-                jobs.append(dict(cfg=c.to_dict(), tokenizer=tok_path, held_out=str(work/"held_out.json"), eval=str(work/"eval.jsonl"),
-                                 probe=str(work/"probe.jsonl"), n_original=n, base_steps=B, benchmarks={}, arm=opt, budget="steps",
-                                 seed=0, data=str(data["dir"]/"train.jsonl"), counts=None, steps=B,
-                                 out=str(work/"pilot"/f"{opt}_lr{lr:g}_B{B}"), lr=lr))
-        results = _map(run_target, jobs, cfg.workers, "pilot runs")
-        table = []
-        for j, r in zip(jobs, results):
-            ev = r["evals"]; third = min(ev, key=lambda e: abs(e["step"] - 2 * ev[-1]["step"] / 3))
-            table.append({"optimizer": j["arm"], "lr": j["lr"], "steps": r["steps"], "test_pp": round(100 * r["final"]["test"], 1),
-                          "ood_pp": round(100 * r["final"]["ood"], 1), "last_third_gain_pp": round(100 * (ev[-1]["test"]["mean"] - third["test"]["mean"]), 1),
-                          "curve_pp": [round(100 * e["test"]["mean"], 1) for e in ev], "train_seconds": round(r["cost"]["train_seconds"], 1)})
-        picks = pilot_pick(table)
-        for r in table: r["plateaued"], r["picked"] = r["last_third_gain_pp"] < PLATEAU_PP, picks[r["optimizer"]] == r["lr"]
-        pilot = {"config": cfg.to_dict(), "base_steps": B, "plateau_pp": PLATEAU_PP, "picked": picks, "runs": table}
+        def runs(opt, B):  # {lr: (result at B, result at 2B)}
+            jobs = [_pilot_job(cfg, data, work, opt, lr, s, tok_path) for lr in lrs.get(opt, ()) for s in (B, 2 * B)]
+            res = _map(run_target, jobs, cfg.workers, f"pilot {opt}, B = {B} and {2 * B}")
+            return {lr: (res[2 * i], res[2 * i + 1]) for i, lr in enumerate(lrs.get(opt, ()))}
+        table, B = [], B0
+        for k in range(cfg.pilot_doublings + 1):
+            rows = [pilot_row("adamw", lr, rb, r2) for lr, (rb, r2) in runs("adamw", B).items()]
+            table += rows
+            if any(r["meets"] for r in rows) or k == cfg.pilot_doublings: break
+            B *= 2
+        if "muon" in lrs: table += [pilot_row("muon", lr, rb, r2) for lr, (rb, r2) in runs("muon", B).items()]
+        chosen = [r for r in table if r["steps"] == B]
+        picks = pilot_pick(chosen)
+        for r in table: r["picked"] = r["steps"] == B and picks[r["optimizer"]] == r["lr"]
+        pilot = {"config": cfg.to_dict(), "base_steps": B, "rule": PILOT_RULE, "plateau_pp": PLATEAU_PP, "picked": picks,
+                 "plateaued": {o: any(r["meets"] for r in chosen if r["optimizer"] == o) for o in picks},
+                 "on_edge": {o: picks[o] in (min(lrs[o]), max(lrs[o])) for o in picks}, "runs": table}
         write_json(root/f"{stem}.json", pilot)
         atomic_write(root/f"{stem}.md", pilot_markdown(pilot))
     return root
@@ -663,7 +737,8 @@ def build_base(cfg: BaseConfig | None = None, out: str | Path | None = None, thr
 # %% ../nbs/80_experiment.ipynb #c040
 _EXAMPLES = """examples:
   sbnb experiment --preset smoke --out /tmp/sbnb            # every arm in seconds: the plumbing
-  sbnb experiment                                           # the CPU default into results/default (about 28 minutes on 2 cores)
+  sbnb experiment                                           # the CPU default into results/default (the deciding arms)
+  sbnb experiment --preset full                             # every arm and the equal-epochs pair
   sbnb experiment --preset llm-smoke                        # SmolLM2-135M offline on a CPU (minutes)
   sbnb experiment --pilot                                   # the learning-rate pilot of the default
   sbnb experiment --report results/default                  # recompute tables, verdicts and plots of a finished run
@@ -681,8 +756,9 @@ def add_cli(sub, common):
                                    "simplicity-bias and selection tables and plots to OUT/NAME. Finished runs are reused when "
                                    "rerun with the same config and commit.")
     p.add_argument("--preset", choices=list(ExperimentConfig.PRESETS), default="default",
-                   help="default: the CPU experiment (about 28 minutes on 2 cores); smoke: every arm in seconds, numbers "
-                        "meaningless; llm-smoke: SmolLM2-135M on a CPU (minutes); llm-gpu: one GPU; legacy: the first round's")
+                   help="default: the CPU experiment, the deciding arms (adamw, adamw+up, adamw+random, adamw+oracle); full: "
+                        "every arm and the equal-epochs pair; smoke: every arm in seconds, numbers meaningless; llm-smoke: "
+                        "SmolLM2-135M on a CPU (minutes); llm-gpu: one GPU; legacy: the first round's")
     p.add_argument("--model", default=None, help=f"model to fine-tune: a registered name, model folder or .gguf file (default: the preset's; {d.model} for default)")
     p.add_argument("--seeds", type=int, default=None, help=f"target seeds per arm (default: the preset's; {d.seeds} for default)")
     p.add_argument("--workers", type=int, default=None, help=f"parallel single-thread worker processes (default: the preset's; {d.workers})")
