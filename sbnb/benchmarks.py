@@ -4,18 +4,20 @@
 
 # %% ../nbs/20_benchmarks.ipynb #c002
 from __future__ import annotations
-import functools, json, math, re, threading
+import dataclasses, datetime, functools, hashlib, json, math, os, re, shutil, sys, tempfile, threading
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Iterable, Literal, Sequence
 from .core import (SbnbError, benchmarks_dir, corpus_dir, read_json, read_table_lines, check_rows, load_hub_dataset,
-                       hub_offline)
+                       hub_offline, hub_reachable, atomic_write, write_json, HelpFormatter)
 
 # %% auto #0
 __all__ = ['ABS_TOL', 'REL_TOL', 'MV_TIMEOUT', 'MAX_ANSWER_CHARS', 'BENCHMARK_FILES', 'BENCHMARKS', 'PAPER_BENCHMARKS', 'HUB',
-           'ALPACA_PROMPT', 'ALPACA_PROMPT_INPUT', 'ZEROSHOT_PROMPT', 'PromptStyle', 'PROMPT_STYLES', 'last_boxed',
-           'extract_answer', 'numbers_match', 'answers_match', 'check_benchmarks', 'load_benchmark', 'format_prompt',
-           'format_response']
+           'MANIFEST', 'MATH_SUBJECTS', 'SOURCES', 'FETCHABLE', 'ALPACA_PROMPT', 'ALPACA_PROMPT_INPUT',
+           'ZEROSHOT_PROMPT', 'PromptStyle', 'PROMPT_STYLES', 'last_boxed', 'extract_answer', 'numbers_match',
+           'answers_match', 'file_sha256', 'read_manifest', 'manifest_entry', 'verify_benchmark', 'fetch_command',
+           'check_benchmarks', 'load_benchmark', 'BenchmarkSource', 'write_benchmark', 'fetch_benchmarks',
+           'benchmark_status', 'add_cli', 'format_prompt', 'format_response']
 
 # %% ../nbs/20_benchmarks.ipynb #c005
 _NUM = r"(?:(?<![\w.)\]}])-)?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|(?:(?<![\w.)\]}])-)?\.\d+"
@@ -273,7 +275,7 @@ def _row(name: str, i: int, raw: dict) -> dict:
                     instruction=pop("question", "problem").strip(), output=pop("solution") or "",
                     answer=_gold_str(pop("answer"))), r)
     if name == "svamp":
-        q = pop("Body").strip() + " " + pop("Question").strip()
+        q = (pop("Body").strip() + " " + pop("Question").strip()).strip()
         return _mk(dict(id=f"svamp/{r.pop('ID', i)}", source=name, instruction=q, output=r.get("Equation", ""),
                     answer=_gold_str(pop("Answer"))), r)
     if name == "aqua":
@@ -317,14 +319,74 @@ def _read_rows(path: Path) -> list[dict]:
     if path.suffix not in (".json", ".jsonl", ".parquet"): raise SbnbError(f"{path}: not a .json, .jsonl or .parquet file")
     return [r for _, r in read_table_lines(path)]
 
+# %% ../nbs/20_benchmarks.ipynb #c029b
+MANIFEST = "manifest.json"
+_SHA: dict[tuple, str] = {}  # (path, files' sizes and mtimes) -> SHA-256
+
+def _files(path: Path) -> list[Path]:
+    return sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+
+def file_sha256(path: str | Path) -> str:
+    "SHA-256 of a file, or of a folder tree: over its sorted `relative path<TAB>file SHA-256` lines."
+    path = Path(path)
+    key = (str(path.resolve()), tuple((str(f), (s := f.stat()).st_size, s.st_mtime_ns) for f in _files(path)))
+    if key in _SHA: return _SHA[key]
+    if path.is_dir():
+        h = hashlib.sha256()
+        for f in _files(path): h.update(f"{f.relative_to(path).as_posix()}\t{file_sha256(f)}\n".encode())
+    else:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            while b := fh.read(1 << 22): h.update(b)
+    _SHA[key] = h.hexdigest()
+    return _SHA[key]
+
+def read_manifest(root: str | Path) -> dict[str, dict]:
+    "Benchmark name -> its entry in `root/manifest.json` ({} when there is none); a malformed manifest is a `SbnbError`."
+    f = Path(root)/MANIFEST
+    if not f.is_file(): return {}
+    m = read_json(f)
+    entries = m.get("benchmarks") if isinstance(m, dict) else None
+    if not isinstance(entries, dict) or not all(isinstance(e, dict) and {"file", "sha256"} <= set(e) for e in entries.values()):
+        raise SbnbError(f"{f}: not a benchmark manifest (expected {{\"benchmarks\": {{name: {{file, rows, sha256, ...}}}}}})")
+    return entries
+
+def manifest_entry(name: str, f: str | Path) -> tuple[Path, dict] | None:
+    "(folder, entry) of the manifest that records benchmark `name` at `f` (in one of f's three parent folders), or None."
+    f = Path(f).resolve()
+    for d in f.parents[:3]:
+        e = read_manifest(d).get(name)
+        if e is not None and (d/e["file"]).resolve() == f: return d, e
+    return None
+
+def verify_benchmark(name: str, f: str | Path) -> dict | None:
+    "Check `f` against the manifest entry that records it; a mismatch is a `SbnbError` naming the file. Returns the entry (None: unrecorded)."
+    found = manifest_entry(name, f)
+    if found is None: return None
+    d, e = found
+    have = file_sha256(f)
+    if have != e["sha256"]:
+        raise SbnbError(f"{f}: SHA-256 {have[:16]}... does not match {d/MANIFEST} ({str(e['sha256'])[:16]}...): the "
+                        f"{name} file is corrupted or was changed, so it is not used; fetch it again: "
+                        f"{fetch_command(name, d)}")
+    return e
+
+def fetch_command(name: str | None = None, root: str | Path | None = None) -> str:
+    "The command that puts benchmark `name` (None: all) into `root` (default: the default folder)."
+    where = "" if root is None or Path(root) == benchmarks_dir() else f" --data-dir {root}"
+    return f"`sbnb benchmarks fetch{' ' + name if name else ''}{where}` (needs the hub; offline: add --from DIR)"
+
 # %% ../nbs/20_benchmarks.ipynb #c030
-def _hub_rows(name: str, where: Path) -> list[dict]:
+def _missing(name: str, root: Path) -> str:
+    "What to say when benchmark `name` is not in the folder `root`: where it looked, and how to get it."
+    return (f"{name}: no local copy in {root} (looked for {root/BENCHMARK_FILES[name]}); get it with "
+            f"{fetch_command(name, root)}, or point at a folder in this layout: --data-dir DIR or $SBNB_BENCHMARKS")
+
+def _hub_rows(name: str, root: Path) -> list[dict]:
     "The benchmark's rows from the Hugging Face hub (same layout as the local file); fails fast offline."
-    how = (f"point at local files: `sbnb eval --data-dir DIR` (reads DIR/{BENCHMARK_FILES[name]}) or "
-           f"`load_benchmark('{name}', path=...)`")
-    if name not in HUB: raise SbnbError(f"{name}: no local copy at {where} and no hub copy of this version; {how}")
+    if name not in HUB: raise SbnbError(_missing(name, root))
     repo, cfg, split = HUB[name]
-    return [dict(r) for r in load_hub_dataset(repo, cfg, split=split, hint=f"no local copy at {where}; {how}")]
+    return [dict(r) for r in load_hub_dataset(repo, cfg, split=split, hint=_missing(name, root))]
 
 def check_benchmarks(names: str | Iterable[str], allowed: Iterable[str] = tuple(BENCHMARK_FILES)) -> list[str]:
     "Benchmark names from a comma-separated string or a list; an unknown name raises `SbnbError` listing the valid ones."
@@ -336,7 +398,7 @@ def check_benchmarks(names: str | Iterable[str], allowed: Iterable[str] = tuple(
     return names
 
 def load_benchmark(name: str, path: str | Path | None = None) -> list[dict]:
-    "Schema rows {id, source, instruction, output, answer, ...} of benchmark `name` from `path` (file, folder or root), else the default location, else the hub."
+    "Schema rows {id, source, instruction, output, answer, ...} of benchmark `name` from `path` (file, folder or root), else `benchmarks_dir()`, else the hub."
     name = check_benchmarks([name])[0]
     if name.startswith("corpus-"):
         default = corpus_dir()
@@ -357,15 +419,317 @@ def load_benchmark(name: str, path: str | Path | None = None) -> list[dict]:
         if path is not None:
             looked = ", ".join(str(c) for c in _candidates(name, where))
             raise SbnbError(f"{name}: its file is not under {where} (looked for {looked}); pass the folder holding "
-                            f"{BENCHMARK_FILES[name]}, or the file itself")
-        raw = _hub_rows(name, where/BENCHMARK_FILES[name])
-    else: raw = _read_math_tree(f) if name == "math" else _read_rows(f)
+                            f"{BENCHMARK_FILES[name]}, or the file itself, or get it with {fetch_command(name, where)}")
+        return _schema_rows(name, _hub_rows(name, where), None)
+    verify_benchmark(name, f)  # a file recorded in a manifest must still match its SHA-256
+    return _schema_rows(name, _read_math_tree(f) if name == "math" else _read_rows(f), f)
+
+def _schema_rows(name: str, raw: Sequence[dict], f: Path | None) -> list[dict]:
+    "Raw rows of benchmark `name` (read from `f`, or the hub's) -> checked schema rows."
     try: rows = [_row(name, i, r) for i, r in enumerate(raw)]
     except (KeyError, AttributeError, TypeError, ValueError) as e:
         raise SbnbError(f"{name}: {f or 'hub rows'} does not have the expected layout ({type(e).__name__}: {e})")
     bad = next((r for r in rows if r["answer"] is None or not str(r["answer"]).strip()), None)
     if bad is not None: raise SbnbError(f"{name}: {f or 'hub rows'}: id {bad['id']!r}: no gold answer could be read from the row")
     return rows
+
+# %% ../nbs/20_benchmarks.ipynb #c039b
+_M2 = "https://raw.githubusercontent.com/TIGER-AI-Lab/MAmmoTH2/9c67cb137b87e3c2f68ab412c6731b1f47a51b55/math_eval/dataset/"
+MATH_SUBJECTS = ("algebra", "counting_and_probability", "geometry", "intermediate_algebra", "number_theory", "prealgebra",
+                 "precalculus")
+
+@dataclasses.dataclass(frozen=True)
+class BenchmarkSource:
+    "Where `sbnb benchmarks fetch` gets a benchmark: parts of a hub dataset, or a published file pinned by its SHA-256."
+    rows: int                                       # the published row count, checked after every fetch
+    license: str                                    # as the source states it
+    hub: str | None = None                          # dataset id on the Hugging Face hub
+    parts: tuple[tuple[str | None, str], ...] = ()  # its (config, split)s, concatenated in this order
+    url: str | None = None                          # a published file, taken byte for byte
+    sha256: str | None = None                       # of that file
+
+    @property
+    def source(self) -> str:
+        "The hub dataset or the URL, as the manifest records it."
+        return f"hf://datasets/{self.hub}" if self.hub else str(self.url)
+
+_MIT_M2 = "MIT (TIGER-AI-Lab/MAmmoTH2)"
+SOURCES: dict[str, BenchmarkSource] = {
+    "gsm8k": BenchmarkSource(1319, "MIT (openai/grade-school-math)", hub="openai/gsm8k", parts=(("main", "test"),)),
+    "gsm8k-train": BenchmarkSource(7473, "MIT (openai/grade-school-math)", hub="openai/gsm8k", parts=(("main", "train"),)),
+    "math": BenchmarkSource(5000, "MIT (hendrycks/math)", hub="EleutherAI/hendrycks_math",
+                            parts=tuple((s, "test") for s in MATH_SUBJECTS)),
+    "math500": BenchmarkSource(500, "MIT (hendrycks/math; MATH-500 is a subset of its test set)", hub="HuggingFaceH4/MATH-500",
+                               parts=((None, "test"),)),
+    "svamp": BenchmarkSource(1000, "MIT (arkilpatel/SVAMP)", url=_M2 + "SVAMP/SVAMP.json",
+                             sha256="5be77703a6d891ae476d7c082787ad361392aa02453b132516cdd5f4e7934e3e"),
+    "numglue": BenchmarkSource(1042, _MIT_M2 + "; upstream NumGLUE: ODC-By", url=_M2 + "numglue/numglue.json",
+                               sha256="88d16c07e08b36492566ad0f35f95504cc1f1b15694c94052be0170d81d85936"),
+    "simuleq": BenchmarkSource(514, _MIT_M2, url=_M2 + "simuleq/simuleq.json",
+                               sha256="2fdc97194c641c7c969866a2a25f01e6c6ae36b00391467d33e15a1a7d4e75e1"),
+    "deepmind": BenchmarkSource(1000, _MIT_M2 + "; upstream mathematics_dataset: Apache-2.0", url=_M2 + "deepmind/deepmind.json",
+                                sha256="1caa7e191af2df1c110ca405dcaf7fc663a1bac16f589e6af853bff5d1012a11"),
+    "aqua": BenchmarkSource(254, _MIT_M2 + "; upstream AQuA: Apache-2.0", url=_M2 + "AQuA/AQuA.json",
+                            sha256="de41581881ef95c5588c44ddc701c77fd480839241dd422a0d181262af24520c"),
+    "sat": BenchmarkSource(220, _MIT_M2, url=_M2 + "sat/sat.json",
+                           sha256="8e551d655828c4162e3f098c7c8fa560f8ba4bc7b6f24a9caa205f23bcd861d9"),
+    "mmlu_math": BenchmarkSource(974, _MIT_M2 + "; upstream MMLU: MIT", url=_M2 + "mmlu/mathematics.json",
+                                 sha256="4d07b027d398890e5bc1bbee5ed568fd4b3ba9bb4539d076fe082107d0e9d8bf"),
+    "theoremqa": BenchmarkSource(800, _MIT_M2, url=_M2 + "theoremqa/theoremqa_test.json",
+                                 sha256="84b85febccbcbc03668b710cc5c9fb3ffb972e19db88f5a3423bd943e025087c"),
+}
+FETCHABLE: tuple[str, ...] = tuple(n for n in BENCHMARK_FILES if not n.startswith("corpus-"))  # every real benchmark
+_JSONL = ("gsm8k", "gsm8k-train", "math500", "aqua")  # written one object per line (AQuA despite its .json name)
+
+def _now() -> str: return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+def _replace_tree(tmp: Path, dest: Path) -> None:
+    "Move the finished folder `tmp` to `dest`, replacing what was there."
+    old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+    if dest.exists(): os.rename(dest, old)
+    os.rename(tmp, dest)
+    shutil.rmtree(old, ignore_errors=True)
+
+def _dump(name: str, raw: Sequence[dict], root: Path) -> Path:
+    "Write raw rows of benchmark `name` in its published layout under `root` (atomically); the file, or MATH's folder."
+    dest = root/BENCHMARK_FILES[name]
+    if name != "math":
+        text = ("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in raw) if name in _JSONL
+                else json.dumps(list(raw), indent=4, ensure_ascii=False) + "\n")
+        return atomic_write(dest, text)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.tmp-"))
+    try:
+        seen: dict[str, int] = {}
+        for r in raw:
+            r = dict(r)
+            subject = re.sub(r"[^\w-]+", "_", str(r.pop("_subject")))  # one folder per subject, one file per problem
+            number = r.pop("_number", None)
+            number = seen.get(subject, 0) if number is None else number
+            seen[subject] = max(seen.get(subject, 0), int(number) + 1)
+            (tmp/subject).mkdir(exist_ok=True)
+            (tmp/subject/f"{number}.json").write_text(json.dumps(r, indent=4, ensure_ascii=False) + "\n", encoding="utf-8")
+        for d, _, fs in os.walk(tmp):  # mkdtemp makes an owner-only folder
+            os.chmod(d, 0o755)
+            for x in fs: os.chmod(os.path.join(d, x), 0o644)
+        _replace_tree(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest
+
+def _raw(name: str, i: int, row: dict) -> dict:
+    "A schema row (instruction, output, answer) as one raw row of benchmark `name`: the inverse of the reader."
+    ins, out, ans = str(row["instruction"]), str(row.get("output") or ""), _gold_str(row["answer"])
+    subject = str(row.get("subject") or row.get("source") or "sample")
+    if name in ("gsm8k", "gsm8k-train"): return {"question": ins, "answer": out if "####" in out else f"{out}\n#### {ans}".lstrip()}
+    if name in ("math", "math500"):
+        sol = out if (last_boxed(out) or "").strip() == ans else f"{out} The answer is $\\boxed{{{ans}}}$.".lstrip()
+        if name == "math": return {"problem": ins, "level": str(row.get("level", "Level 1")), "type": subject,
+                                   "solution": sol, "_subject": subject, "_number": i}
+        return {"problem": ins, "solution": sol, "answer": ans, "subject": subject, "level": row.get("level", 1),
+                "unique_id": f"test/{subject}/{i}.json"}
+    if name == "svamp":
+        body, _, q = ins.rpartition(". ")
+        return {"ID": f"sample-{i}", "Body": body + "." if body else "", "Question": q, "Equation": "", "Answer": ans, "Type": ""}
+    if name == "aqua":
+        letter = _choice(ans) if re.fullmatch(r"\(?[A-E]\)?", ans) else None
+        opts = row.get("options") if letter else None
+        return {"question": ins, "options": list(opts or [f"A){ans}"]), "rationale": out, "correct": letter or "A"}
+    if name == "mmlu_math": return {"question": ins, "subject": subject, "choices": [ans], "answer": 0}
+    if name == "theoremqa": return {"Question": ins, "Answer": ans, "Answer_type": "str"}
+    return {"question": ins, "answer": ans}  # numglue, simuleq, deepmind, sat
+
+def write_benchmark(name: str, rows: Sequence[dict], root: str | Path) -> Path:
+    "Write schema rows (instruction, output, answer) as benchmark `name` in its published layout under `root`; `load_benchmark(name, root)` reads them back."
+    name = check_benchmarks([name], FETCHABLE)[0]
+    return _dump(name, [_raw(name, i, r) for i, r in enumerate(rows)], Path(root))
+
+def _write_manifest(root: Path, entries: dict[str, dict]) -> Path:
+    return write_json(root/MANIFEST, {"written_by": "sbnb benchmarks fetch", "benchmarks": dict(sorted(entries.items()))})
+
+def _offline_hint() -> str:
+    return "offline, copy them from a folder in the readers' layout: sbnb benchmarks fetch --from DIR"
+
+def _download(url: str, sha256: str, timeout: float = 60) -> bytes:
+    "The bytes at `url`, which must match `sha256`."
+    import urllib.request
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r: data = r.read()
+    except OSError as e: raise SbnbError(f"cannot download {url} ({type(e).__name__}: {str(e)[:200]}); {_offline_hint()}")
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise SbnbError(f"{url}: the download does not match its pinned SHA-256 {sha256[:16]}...; it is not used")
+    return data
+
+def _fetch_one(name: str, root: Path) -> dict:
+    "Fetch benchmark `name` from the network into `root`; its manifest entry."
+    src = SOURCES[name]
+    lic = ""
+    if src.url: atomic_write(root/BENCHMARK_FILES[name], _download(src.url, src.sha256))
+    else:
+        raw = []
+        for cfg, split in src.parts:
+            ds = load_hub_dataset(src.hub, cfg, split=split, hint=_offline_hint())
+            lic = lic or str(getattr(getattr(ds, "info", None), "license", None) or "").strip()
+            raw += [dict(r, _subject=cfg, _number=i) if name == "math" else dict(r) for i, r in enumerate(ds)]
+        _dump(name, raw, root)
+    f = root/BENCHMARK_FILES[name]
+    rows = _schema_rows(name, _read_math_tree(f) if name == "math" else _read_rows(f), f)
+    if len(rows) != src.rows:
+        shutil.rmtree(f) if f.is_dir() else f.unlink()
+        raise SbnbError(f"{name}: {src.source} gave {len(rows)} rows, not the published {src.rows}; removed, not used")
+    return dict(name=name, file=BENCHMARK_FILES[name], rows=len(rows), sha256=file_sha256(f), source=src.source,
+                license=lic or src.license, fetched=_now())
+
+def _copy_one(name: str, f: Path, root: Path, src_root: Path) -> dict:
+    "Copy benchmark `name` from `f` (in the folder `src_root`) into `root`, checked; its manifest entry."
+    e_src = verify_benchmark(name, f)  # the source folder's own manifest, when it has one
+    rows = _schema_rows(name, _read_math_tree(f) if name == "math" else _read_rows(f), f)  # its reader must read it
+    dest = root/BENCHMARK_FILES[name]
+    if f.resolve() != dest.resolve():
+        if f.is_dir():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.tmp-"))
+            try:
+                shutil.copytree(f, tmp/"t", copy_function=shutil.copyfile)
+                _replace_tree(tmp/"t", dest)
+            finally: shutil.rmtree(tmp, ignore_errors=True)
+        else: atomic_write(dest, f.read_bytes())
+    sha = file_sha256(dest)
+    if sha != file_sha256(f): raise SbnbError(f"{dest}: the copy does not match {f} (SHA-256); it is not used")
+    return dict(name=name, file=BENCHMARK_FILES[name], rows=len(rows), sha256=sha, source=str(src_root.resolve()),
+                license=(e_src or {}).get("license") or SOURCES[name].license, fetched=_now(),
+                **({"origin": e_src["source"]} if e_src and e_src.get("source") else {}))
+
+def fetch_benchmarks(names: str | Iterable[str] | None = None, data_dir: str | Path | None = None,
+                     source: str | Path | None = None, force: bool = False, log=None) -> list[dict]:
+    "Put `names` (default: all) into `benchmarks_dir(data_dir)` in the readers' layout, from the network or copied from the folder `source`; updates manifest.json. The entries written."
+    root, log = benchmarks_dir(data_dir), log or (lambda m: print(m, file=sys.stderr))
+    asked = bool(names)
+    names = check_benchmarks(names, FETCHABLE) if names else list(FETCHABLE)
+    if source is None and (hub_offline() or not hub_reachable()):
+        from sbnb.core import HUB_SWITCHES
+        why = f"the hub is switched off ({'/'.join(HUB_SWITCHES)})" if hub_offline() else "the network is unreachable"
+        raise SbnbError(f"sbnb benchmarks fetch: {why} and no --from DIR was given; {_offline_hint()}")
+    found: dict[str, Path | None] = {}
+    if source is not None:
+        src_root = Path(source)
+        if not src_root.is_dir(): raise SbnbError(f"--from {source}: no such folder")
+        found = {n: _resolve(n, src_root) for n in names}
+        missing = [n for n, f in found.items() if f is None]
+        if asked and missing:
+            raise SbnbError(f"--from {src_root}: no {', '.join(f'{n} ({src_root/BENCHMARK_FILES[n]})' for n in missing)} there")
+        if len(missing) == len(names):
+            raise SbnbError(f"--from {src_root}: no benchmark in the readers' layout there (e.g. {src_root/BENCHMARK_FILES['gsm8k']})")
+    root.mkdir(parents=True, exist_ok=True)
+    manifest, written = read_manifest(root), []
+    for name in names:
+        if source is not None and found[name] is None: log(f"{name}: not in {source}; skipped"); continue
+        e, here = manifest.get(name), _resolve(name, root)
+        if not force and e is not None and here is not None and (root/e["file"]).resolve() == here.resolve() \
+                and file_sha256(here) == e["sha256"]:
+            log(f"{name}: already in {root} and matching its manifest ({e['rows']} rows); --force fetches it again")
+            continue
+        entry = _copy_one(name, found[name], root, Path(source)) if source is not None else _fetch_one(name, root)
+        manifest[name] = entry
+        _write_manifest(root, manifest)  # after each benchmark: what was fetched stays recorded if a later one fails
+        written.append(entry)
+        log(f"{name}: {entry['rows']} rows, sha256 {entry['sha256'][:16]}..., from {entry['source']}")
+    return written
+
+def benchmark_status(data_dir: str | Path | None = None, names: Iterable[str] | None = None) -> list[dict]:
+    "Per benchmark in `benchmarks_dir(data_dir)`: status (ok, unrecorded, corrupted, unreadable, missing), file, rows, sha256, source."
+    root = benchmarks_dir(data_dir)
+    manifest, out = read_manifest(root), []
+    for name in (check_benchmarks(list(names), FETCHABLE) if names else FETCHABLE):
+        f, e = _resolve(name, root), manifest.get(name)
+        s = dict(name=name, file=str(root/BENCHMARK_FILES[name]), rows=None, sha256=None, source=None, license=None)
+        if f is None: out.append(dict(s, status="missing")); continue
+        s.update(file=str(f), sha256=file_sha256(f))
+        if e is not None and (root/e["file"]).resolve() == f.resolve():
+            ok = s["sha256"] == e["sha256"]
+            out.append(dict(s, status="ok" if ok else "corrupted", rows=e.get("rows"), source=e.get("source"),
+                            license=e.get("license"), expected_sha256=e["sha256"]))
+            continue
+        try: s["rows"] = len(_schema_rows(name, _read_math_tree(f) if name == "math" else _read_rows(f), f))
+        except SbnbError as err: out.append(dict(s, status="unreadable", error=str(err))); continue
+        out.append(dict(s, status="unrecorded", source="(no manifest entry)"))
+    return out
+
+# %% ../nbs/20_benchmarks.ipynb #c039d
+_BENCH_EXAMPLES = """examples:
+  sbnb benchmarks list
+  sbnb benchmarks fetch                                  # every benchmark, from the network
+  sbnb benchmarks fetch gsm8k,math500
+  sbnb benchmarks fetch --from /media/usb/benchmarks     # offline: copy and check a folder in the readers' layout
+  SBNB_BENCHMARKS=/data/benchmarks sbnb benchmarks list  # another folder (or --data-dir DIR)"""
+
+def add_cli(sub, common):
+    "Subcommands of this module: `sbnb benchmarks fetch` and `sbnb benchmarks list`."
+    p = sub.add_parser("benchmarks", parents=[common], formatter_class=HelpFormatter, epilog=_BENCH_EXAMPLES,
+                       help="fetch the math benchmarks, or list what is there",
+                       description="The real math benchmarks live in one folder: --data-dir, else $SBNB_BENCHMARKS, else "
+                                   "~/.cache/sbnb/benchmarks ($XDG_CACHE_HOME/sbnb/benchmarks when set). `fetch` fills it "
+                                   "(from the network, or --from a local folder) and records each file's rows and "
+                                   "SHA-256 in manifest.json; `list` shows what is there and checks it.")
+    p.subcommands = p.add_subparsers(dest="benchmarks_command", metavar="BENCHMARKS_COMMAND")
+    def where(q):
+        q.add_argument("--data-dir", default=None, help="the benchmark folder (default: $SBNB_BENCHMARKS, else "
+                                                        "~/.cache/sbnb/benchmarks)")
+    f = p.subcommands.add_parser("fetch", parents=[common], formatter_class=HelpFormatter, epilog=_BENCH_EXAMPLES,
+                                 help="put benchmarks into the benchmark folder",
+                                 description="Fetch benchmarks into the benchmark folder in the readers' layout: GSM8K, "
+                                             "MATH and MATH-500 from the Hugging Face hub, the MAmmoTH evaluation files "
+                                             "from their pinned public repository (checked by SHA-256); or, with --from, "
+                                             "copy and check them from a local folder in that layout. Writes manifest.json.")
+    f.add_argument("names", nargs="*", metavar="NAMES", help=f"benchmark names, comma- or space-separated (default: all): "
+                                                             f"{', '.join(FETCHABLE)}")
+    f.add_argument("--from", dest="source", default=None, metavar="DIR",
+                   help="copy from this folder in the readers' layout (DIR/gsm8k/test.jsonl, DIR/math/test/<subject>/, ...) "
+                        "instead of the network; with no NAMES, every benchmark found there")
+    where(f)
+    f.add_argument("--force", action="store_true", help="fetch again what is present and matches its manifest")
+    f.set_defaults(func=_cli_fetch)
+    l = p.subcommands.add_parser("list", parents=[common], formatter_class=HelpFormatter, epilog=_BENCH_EXAMPLES,
+                                 help="what is in the benchmark folder, checked against its manifest",
+                                 description="List every benchmark: present (rows, SHA-256, source) or missing (and the "
+                                             "command that gets it). A file that no longer matches its manifest's "
+                                             "SHA-256 is named, with exit status 2.")
+    where(l)
+    l.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    l.set_defaults(func=_cli_list)
+    p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
+
+def _cli_fetch(args) -> int:
+    names = ",".join(args.names) or None
+    root = benchmarks_dir(args.data_dir)
+    got = fetch_benchmarks(names, args.data_dir, args.source, args.force)
+    print(f"{len(got)} benchmark(s) written to {root.resolve()}; `sbnb benchmarks list{' --data-dir ' + str(args.data_dir) if args.data_dir else ''}` shows them all")
+    return 0
+
+def _origin(data_dir) -> str:
+    if data_dir is not None: return "--data-dir"
+    return "$SBNB_BENCHMARKS" if os.environ.get("SBNB_BENCHMARKS") else "the default; set another with --data-dir or $SBNB_BENCHMARKS"
+
+def _cli_list(args) -> int:
+    root, st = benchmarks_dir(args.data_dir), benchmark_status(args.data_dir)
+    if args.json: print(json.dumps({"folder": str(root), "benchmarks": st}, indent=2))
+    else:
+        print(f"benchmark folder: {root.resolve()} ({_origin(args.data_dir)})")
+        here = [s for s in st if s["status"] != "missing"]
+        if here: print(f"{'name':12s} {'status':11s} {'rows':>5s}  {'sha256':64s}  source")
+        for s in here:
+            print(f"{s['name']:12s} {s['status']:11s} {s['rows'] if s['rows'] is not None else '-':>5}  {s['sha256']:64s}  "
+                  f"{s['source'] or s.get('error', '')}")
+        miss = [s["name"] for s in st if s["status"] == "missing"]
+        if miss:
+            print(f"missing: {', '.join(miss)}; get {'them' if len(miss) > 1 else 'it'} with "
+                  f"{fetch_command(','.join(miss) if here else None, args.data_dir)}")
+    bad = [s for s in st if s["status"] in ("corrupted", "unreadable")]
+    if bad:
+        raise SbnbError("; ".join(f"{s['file']}: {'does not match its SHA-256 in ' + str(root/MANIFEST) if s['status'] == 'corrupted' else s['error']}"
+                                  for s in bad) + f"; it is not used: fetch it again with {fetch_command(','.join(s['name'] for s in bad), args.data_dir)}")
+    return 0
 
 # %% ../nbs/20_benchmarks.ipynb #c041
 ALPACA_PROMPT = ("Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n"

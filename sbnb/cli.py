@@ -11,8 +11,8 @@ from .core import SbnbError, env_info, HelpFormatter
 __all__ = ['COMMAND_MODULES', 'add_cli', 'build_parser', 'run_command', 'main']
 
 # %% ../nbs/90_cli.ipynb #c005
-COMMAND_MODULES: list[str] = ["sbnb.data", "sbnb.corpus", "sbnb.train", "sbnb.profile", "sbnb.upsample", "sbnb.evaluate",
-                              "sbnb.experiment", "sbnb.theory", "sbnb.cli"]
+COMMAND_MODULES: list[str] = ["sbnb.benchmarks", "sbnb.data", "sbnb.corpus", "sbnb.train", "sbnb.profile", "sbnb.upsample",
+                              "sbnb.evaluate", "sbnb.experiment", "sbnb.theory", "sbnb.cli"]
 
 _Formatter = HelpFormatter  # each default once, examples' line breaks kept
 
@@ -23,6 +23,7 @@ _STEPS = """the method, step by step (each command's --help ends with examples):
   sbnb upsample        repeat the slow-learned examples            sbnb upsample --data train.jsonl --trajectories traj.jsonl --out up.jsonl
   sbnb train           fine-tune the target on the new mix         sbnb train --data up.jsonl --out runs/target
   sbnb eval            zero-shot accuracy on the benchmarks        sbnb eval --model runs/target --out eval/
+the real math benchmarks (gsm8k, math, ...): sbnb benchmarks fetch (or --from DIR offline), then sbnb benchmarks list
 or all of it, with controls and seeds: sbnb experiment --preset smoke"""
 
 def add_cli(sub, common):

@@ -504,13 +504,18 @@ def default_device() -> str:
     import torch
     return "cuda" if torch.cuda.is_available() else "cpu"
 
-def benchmarks_dir() -> Path:
-    "The read-only real math test sets: `$SBNB_BENCHMARKS`, else `shared/benchmarks` beside the checkout."
-    return Path(os.environ.get("SBNB_BENCHMARKS", project_root().parent/"shared"/"benchmarks"))
+def _user_cache() -> Path:
+    "The user's cache root: `$XDG_CACHE_HOME`, else `~/.cache`."
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home()/".cache")
+
+def benchmarks_dir(data_dir: str | Path | None = None) -> Path:
+    "The folder of the real math benchmarks: `data_dir` (`--data-dir`) if given, else `$SBNB_BENCHMARKS`, else `<user cache>/sbnb/benchmarks`."
+    if data_dir is not None: return Path(data_dir)
+    return Path(os.environ.get("SBNB_BENCHMARKS") or _user_cache()/"sbnb"/"benchmarks")
 
 def cache_dir() -> Path:
-    "Where sbnb caches generated data and runs: `$SBNB_CACHE`, else `~/.cache/sbnb`."
-    return Path(os.environ.get("SBNB_CACHE", Path.home()/".cache"/"sbnb"))
+    "Where sbnb caches converted models and generated data: `$SBNB_CACHE`, else `<user cache>/sbnb`."
+    return Path(os.environ.get("SBNB_CACHE") or _user_cache()/"sbnb")
 
 def corpus_dir() -> Path:
     "Where `sbnb data generate` writes the embedded corpus by default and `sbnb eval` reads it: `data/corpus` in the checkout."
@@ -548,4 +553,5 @@ def env_info() -> dict:
             "git": git_commit(), "paths": {"package": str(Path(sbnb.__file__).parent), "project_root": str(project_root()),
                                              "benchmarks": str(benchmarks_dir()),
                                              "cache": str(cache_dir())},
-            "env": {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "HF_HOME", "SBNB_CACHE", "CUDA_VISIBLE_DEVICES")}}
+            "env": {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "HF_HOME", "SBNB_BENCHMARKS", "SBNB_CACHE", "XDG_CACHE_HOME",
+                                                 "CUDA_VISIBLE_DEVICES")}}

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Iterable, Literal, Sequence
 from .core import (SbnbError, Config, RunRecord, benchmarks_dir, default_device, progress, project_root, read_json,
                        read_jsonl, write_json, write_jsonl, atomic_write, check_outputs, HelpFormatter)
-from .models import training_prompt_style
+from .models import training_prompt_style, model_record
 from .benchmarks import (last_boxed, extract_answer, numbers_match, answers_match, check_benchmarks, load_benchmark,
                              format_prompt, ALPACA_PROMPT, BENCHMARK_FILES, BENCHMARKS, PAPER_BENCHMARKS, HUB,
                              ABS_TOL, REL_TOL, MV_TIMEOUT, MAX_ANSWER_CHARS)
@@ -152,7 +152,7 @@ class EvalConfig(Config):
     out: str = "eval"
     limit: int | None = None          # the first N examples of each benchmark (None: all)
     batch_size: int = 8
-    data_dir: str | None = None       # local benchmark files in the layout of shared/benchmarks
+    data_dir: str | None = None       # the benchmark folder (None: `benchmarks_dir()`: $SBNB_BENCHMARKS or the user cache)
     max_new_tokens: int = 256
     prompt_style: Literal["alpaca", "zeroshot", "compact"] | None = None  # None: the model's training prompt
     device: str | None = None         # None: cuda when available
@@ -167,8 +167,9 @@ class EvalConfig(Config):
 def evaluate(model, tokenizer, benchmarks: str | Sequence[str] | dict[str, list[dict]], out_dir: str | Path,
              limit: int | None = None, batch_size: int = 8, prompt_style: str | None = None, max_new_tokens: int = 256,
              data_dir: str | Path | None = None, stop: Sequence[str] | None = DEFAULT_STOP, model_name: str | None = None,
-             show_progress: bool = True, joint: bool = False) -> dict:
+             show_progress: bool = True, joint: bool = False, model_info: dict | None = None) -> dict:
     """Zero-shot greedy accuracy on `benchmarks` (names, or name -> rows); writes per-example JSONL, summary.json/.md and run.json.
+    `model_info`: what run.json says about the model (default: `sbnb.models.model_record` of the object, labelled `model_name`).
     `joint`: one `generate` call over every benchmark's prompts (batches group similar lengths across benchmarks: less padding;
     for a few items per benchmark) instead of one call per benchmark, whose results are written as each finishes."""
     out_dir = Path(out_dir)
@@ -182,7 +183,7 @@ def evaluate(model, tokenizer, benchmarks: str | Sequence[str] | dict[str, list[
               "joint": joint}
     summary = dict(model=model_name, config=config, benchmarks={})
     t_all = time.time()
-    with RunRecord(out_dir, config=config, seed=0):
+    with RunRecord(out_dir, config=config, seed=0, model=model_info or {**model_record(model), "label": model_name}):
         for name, rows in sets.items():
             if rows is None: rows = load_benchmark(name, _data_path(name, data_dir))
             sets[name] = list(rows)[:limit] if limit else list(rows)
@@ -292,7 +293,8 @@ def load_model(path: str | Path, device: str | None = None):
 # %% ../nbs/31_evaluate.ipynb #c034
 _EXAMPLES = """examples:
   sbnb eval --model runs/target --benchmarks corpus-test,corpus-ood --out eval/
-  sbnb eval --model runs/target --benchmarks gsm8k,math500 --data-dir ../shared/benchmarks --limit 100 --out eval/"""
+  sbnb eval --model runs/target --benchmarks gsm8k,math500 --limit 100 --out eval/   # after `sbnb benchmarks fetch`
+  sbnb eval --model runs/target --benchmarks gsm8k --data-dir /data/benchmarks --out eval/"""
 
 def add_cli(sub, common):
     "Subcommands of this module: `sbnb eval`."
@@ -311,10 +313,11 @@ def add_cli(sub, common):
     p.add_argument("--limit", type=int, default=d.limit, help="evaluate only the first N examples of each benchmark (default: all)")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="prompts generated together")
     p.add_argument("--data-dir", default=d.data_dir,
-                   help="folder with local benchmark files in the layout of shared/benchmarks (DIR/gsm8k/test.jsonl, ...); "
+                   help="the benchmark folder, in the readers' layout (DIR/gsm8k/test.jsonl, ...; `sbnb benchmarks fetch` writes it); "
                         "each named benchmark is read from its own file there or refused; corpus-test/corpus-ood are read "
                         "from DIR/{test,ood}.jsonl or DIR/corpus/ when present there, else from the checkout's data/corpus/. "
-                        "Default: the shared benchmarks folder, else the hub")
+                        "Default: $SBNB_BENCHMARKS, else ~/.cache/sbnb/benchmarks; a benchmark missing there is "
+                        "read from the hub where it has that version, else refused naming `sbnb benchmarks fetch`")
     p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens, help="generation length limit per answer")
     p.add_argument("--prompt-style", default=d.prompt_style, choices=["alpaca", "zeroshot", "compact"],
                    help="prompt template (sbnb.benchmarks.format_prompt); default: the prompt_style of the training run "
@@ -334,7 +337,8 @@ def _eval(args) -> int:
     style = cfg.prompt_style or (MODELS[cfg.model].prompt_style if cfg.model in MODELS else training_prompt_style(cfg.model))
     print(f"sbnb eval: prompt style {style}", file=sys.stderr)
     s = evaluate(model, tok, sets, cfg.out, limit=cfg.limit, batch_size=cfg.batch_size, prompt_style=style,
-                 max_new_tokens=cfg.max_new_tokens, data_dir=cfg.data_dir, model_name=str(cfg.model))
+                 max_new_tokens=cfg.max_new_tokens, data_dir=cfg.data_dir, model_name=str(cfg.model),
+                 model_info=model_record(model, cfg.model))
     print(summary_markdown(s), end="")
     print(f"wrote {Path(cfg.out)/'summary.json'}", file=sys.stderr)
     return 0

@@ -13,7 +13,7 @@ from .core import SbnbError, project_root, default_device, _suggest
 __all__ = ['PromptStyle', 'MODELS', 'REAL_MODELS', 'TINY_MODELS', 'GGUF_STAMP', 'ModelSpec', 'models_dir', 'model_spec',
            'model_config', 'count_parameters', 'tiny_model', 'find_checkpoints', 'model_folder', 'gguf_path',
            'load_gguf', 'convert_gguf', 'readable', 'load_tokenizer', 'resolve_init', 'load_model',
-           'load_model_and_tokenizer', 'training_prompt_style']
+           'load_model_and_tokenizer', 'model_record', 'training_prompt_style']
 
 # %% ../nbs/03_models.ipynb #c005
 PromptStyle = Literal["alpaca", "zeroshot", "compact"]
@@ -217,15 +217,29 @@ def _check_hub(hub_id: str, what: str, more: str = "") -> None:
                         f"it is not in the local cache; use local files: --model DIR (and --tokenizer DIR) with a saved model "
                         f"(e.g. from `hf download {hub_id}` on a machine with hub access){more}")
 
-def _corpus_tokenizer(path: Path):
-    from transformers import AutoTokenizer
-    if (path/"tokenizer").is_dir(): path = path/"tokenizer"
-    if not (path/"tokenizer.json").exists():
-        raise SbnbError(f"{path}: no tokenizer.json; generate a corpus with `sbnb data generate --out DIR` or pass a tokenizer folder")
-    return AutoTokenizer.from_pretrained(str(path))
+def _tokenizer_folder(path: Path) -> Path:
+    "The tokenizer folder `path` names: itself, or the `tokenizer/` folder of a corpus; else a `SbnbError` saying what was expected."
+    has = lambda d: (d/"tokenizer.json").is_file() or (d/"tokenizer_config.json").is_file()
+    if not path.is_dir(): raise SbnbError(f"tokenizer {path}: no such folder")
+    if has(path): return path
+    if has(path/"tokenizer"): return path/"tokenizer"  # a corpus folder (train.jsonl next to tokenizer/)
+    raise SbnbError(f"tokenizer {path}: no tokenizer.json or tokenizer_config.json there or in {path/'tokenizer'}; pass a "
+                    "tokenizer folder (save_pretrained format) or a corpus folder holding tokenizer/")
+
+def _tiny_tokenizer_folder(data: str | Path | None) -> Path:
+    "The tokenizer of a tiny model: beside the data file, else the generated corpus's, else the shipped character-level one."
+    beside = Path(data).parent/"tokenizer" if data else None  # a corpus folder: train.jsonl next to tokenizer/
+    corpus, shipped = project_root()/"data"/"corpus"/"tokenizer", project_root()/"data"/"sample"/"tokenizer"
+    for d in (beside, corpus):
+        if d is not None and (d/"tokenizer.json").is_file(): return d
+    if (shipped/"tokenizer.json").is_file():
+        print(f"sbnb: using the shipped character-level tokenizer {shipped} (--tokenizer DIR for another)", file=sys.stderr)
+        return shipped
+    raise SbnbError(f"no tokenizer for a tiny model: none beside the data ({beside}), none in {corpus}, and the shipped "
+                    f"{shipped} is missing; pass --tokenizer DIR, or generate a corpus with `sbnb data generate --out DIR`")
 
 def load_tokenizer(model: str, path: str | Path | None = None, data: str | Path | None = None):
-    "The tokenizer at `path`, else the one saved with a model/run folder, else a real model's hub tokenizer, else the corpus tokenizer (tiny models)."
+    "The tokenizer at `path` (or its `tokenizer/`), else the one saved with a model/run folder, else a real model's, else for tiny models the corpus tokenizer or the shipped one."
     from transformers import AutoTokenizer
     if path is None and _is_folder(model):
         mdir = model_folder(model)
@@ -236,9 +250,10 @@ def load_tokenizer(model: str, path: str | Path | None = None, data: str | Path 
         path = convert_gguf(model)
     elif path is None and model_spec(model).tokenizer:
         path = models_dir()/model_spec(model).tokenizer
+    if path is not None and Path(str(path)).is_dir(): path = _tokenizer_folder(Path(str(path)))
     if path is None and not model_spec(model).hub_id:
-        beside = Path(data).parent/"tokenizer" if data else None  # a corpus folder: train.jsonl next to tokenizer/
-        tok = _corpus_tokenizer(beside if beside and beside.is_dir() else project_root()/"data"/"corpus")
+        path = _tiny_tokenizer_folder(data)
+        tok = AutoTokenizer.from_pretrained(str(path))
     else:
         if path is None: _check_hub(model_spec(model).hub_id, "tokenizer")
         path = path or model_spec(model).hub_id
@@ -296,6 +311,47 @@ def load_model_and_tokenizer(model: str | Path, device: str | None = None, dtype
     tok = load_tokenizer(str(model), tokenizer)
     m = load_model(str(model), tok, dtype=dtype)
     return m.to(device).eval(), tok
+
+# %% ../nbs/03_models.ipynb #c021b
+def _gguf_sha256(path: Path) -> str:
+    "SHA-256 of a GGUF file: from its conversion's stamp when that matches the file, else computed."
+    import json
+    from sbnb.core import cache_dir
+    path = Path(path).resolve()
+    try:
+        st = json.loads((cache_dir()/"models"/f"{path.stem}-{path.stat().st_size}"/GGUF_STAMP).read_text())
+        if st.get("source") == str(path) and st.get("mtime_ns") == path.stat().st_mtime_ns and st.get("sha256"): return st["sha256"]
+    except (OSError, ValueError): pass
+    return _sha256(path)
+
+def _resolved(spec, init: str | None) -> dict:
+    "How `spec` (what the user gave) resolves: a registered name, a model folder, a .gguf file, or a model object (None)."
+    if spec is None: return {"kind": "object"}
+    s = str(spec)
+    if _is_gguf(s) and Path(s).is_file(): return {"kind": "gguf", "file": str(Path(s).resolve()), "sha256": _gguf_sha256(Path(s))}
+    if _is_folder(s): return {"kind": "folder", "folder": str(model_folder(s).resolve())}
+    if s not in MODELS: return {"kind": "unknown"}
+    m, how = MODELS[s], resolve_init(s, init or "auto")
+    out = {"kind": "registered", "name": s, "init": how, "config": str(models_dir()/m.config)}
+    if how == "pretrained" and m.local_weights: out["weights"] = str(models_dir()/m.config)
+    elif how == "pretrained" and m.gguf:
+        try:
+            g = gguf_path(m)
+            out.update(weights=f"{m.gguf[0]}=={m.gguf[1]}: {m.gguf[2]}", file=str(g), sha256=_gguf_sha256(g))
+        except SbnbError: out["weights"] = f"{m.gguf[0]}=={m.gguf[1]}: {m.gguf[2]} (not installed)"
+    elif how == "pretrained": out["weights"] = f"hub: {m.hub_id}"
+    return out
+
+def model_record(model, spec: str | Path | None = None, init: str | None = None) -> dict:
+    "What a run record says about `model` loaded from `spec` (with `init`): how it resolved, its architecture, its total and trainable parameters."
+    cfg = getattr(model, "config", None)
+    params = list(model.parameters())  # shared (tied) parameters are listed once
+    return {"spec": None if spec is None else str(spec), **_resolved(spec, init),
+            "architecture": (getattr(cfg, "architectures", None) or [type(model).__name__])[0],
+            "model_type": getattr(cfg, "model_type", None),
+            "parameters": sum(p.numel() for p in params),
+            "trainable_parameters": sum(p.numel() for p in params if p.requires_grad),
+            "dtype": str(params[0].dtype).removeprefix("torch.") if params else None}
 
 # %% ../nbs/03_models.ipynb #c023
 def training_prompt_style(model_dir: str | Path) -> str:

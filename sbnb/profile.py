@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterable, Literal, Sequence
 from .core import (Config, SbnbError, atomic_open, read_json, read_jsonl, write_json, write_jsonl, run_record,
                        progress, default_device, read_table, write_table, check_rows, check_outputs, HelpFormatter, RunRecord,
                        write_record_beside)
-from .models import find_checkpoints, load_tokenizer, load_model, training_prompt_style
+from .models import find_checkpoints, load_tokenizer, load_model, training_prompt_style, model_record
 from .data import tokenize_example, Collator, read_examples
 
 # %% auto #0
@@ -173,7 +173,7 @@ def profile_checkpoints(checkpoints: str | Path | Sequence, examples: Sequence[d
     batches = length_batches(examples, tokenizer, cfg, tokenize_fn)
     fp = _fingerprint(ids, cfg, tokenizer)
     part = Path(f"{out}.partial") if out is not None else None
-    cols, info = [], []
+    cols, info, first = [], [], None
     for step, c in ckpts:
         name = str(c) if isinstance(c, (str, Path)) else f"model-{step}"
         f = part/f"step-{step}.json" if part is not None and isinstance(c, (str, Path)) else None
@@ -183,6 +183,7 @@ def profile_checkpoints(checkpoints: str | Path | Sequence, examples: Sequence[d
                 cols.append(d["losses"]); info.append({"step": step, "checkpoint": name, "resumed": True}); continue
         t0 = time.time()
         model = _load_model(Path(c)) if isinstance(c, (str, Path)) else c
+        if first is None: first = model_record(model, c if isinstance(c, (str, Path)) else None)  # the run record's model
         col = model_losses(model, batches, len(ids), cfg, desc=f"profile step {step}").tolist()
         if f is not None: write_json(f, {"fingerprint": fp, "checkpoint": name, "step": step, "losses": col}, indent=None)
         cols.append(col); info.append({"step": step, "checkpoint": name, "resumed": False, "seconds": round(time.time() - t0, 3)})
@@ -198,7 +199,7 @@ def profile_checkpoints(checkpoints: str | Path | Sequence, examples: Sequence[d
             mc = read_json(Path(paths[0])/"config.json")
             model_name = mc.get("_name_or_path") or (mc.get("architectures") or [None])[0]
         write_json(f"{out}.meta.json", run_record(cfg, None, steps=[s for s, _ in ckpts], checkpoints=[i["checkpoint"] for i in info],
-                                                   model=model_name, n_examples=len(ids), fingerprint=fp,
+                                                   model=first or {"spec": model_name}, n_examples=len(ids), fingerprint=fp,
                                                    timing=[{k: v for k, v in i.items() if k != "checkpoint"} for i in info]))
         if part is not None and part.exists(): shutil.rmtree(part)
     return rows
@@ -257,12 +258,14 @@ def _profile_cmd(args) -> int:
                         truncate=args.truncate)
     check_outputs([args.out, f"{args.out}.meta.json"], [args.data])
     examples = _read_data(args.data)
-    tokenizer = _load_tokenizer([Path(args.tokenizer)]) if args.tokenizer else (load_tokenizer(args.model) if args.model else None)
+    tokenizer = load_tokenizer("tiny-llama", args.tokenizer) if args.tokenizer else (load_tokenizer(args.model) if args.model else None)
     ckpts = args.checkpoints
     if args.model is not None:  # the model itself is the first point of every trajectory (step 0)
-        ckpts = [(0, load_model(args.model))] + (find_checkpoints(args.checkpoints) if args.checkpoints else [])
+        m0 = load_model(args.model)
+        ckpts = [(0, m0)] + (find_checkpoints(args.checkpoints) if args.checkpoints else [])
     rows = profile_checkpoints(ckpts, examples, args.out, tokenizer=tokenizer, config=cfg)
     meta = read_json(f"{args.out}.meta.json")
+    if args.model is not None: write_json(f"{args.out}.meta.json", meta := {**meta, "model": model_record(m0, args.model)})
     write_record_beside(args.out, meta)
     steps = meta["steps"]
     print(f"profiled {len(rows)} examples at {len(steps)} checkpoints (steps {steps}); wrote {args.out}")

@@ -10,7 +10,7 @@ from typing import Literal, Sequence
 from .core import Config, SbnbError, RunRecord, read_json, write_json, seed_everything, project_root, _suggest, HelpFormatter, check_outputs
 from .optim import OptimConfig, OPTIMIZERS, SAM_BASES, SAM, build_optimizer
 from .models import (MODELS, REAL_MODELS, TINY_MODELS, ModelSpec, models_dir, model_spec, model_config, count_parameters,
-                         load_tokenizer, load_model, find_checkpoints, readable)
+                         load_tokenizer, load_model, find_checkpoints, readable, model_record)
 from .data import tokenize_rows, Collator
 
 # %% auto #0
@@ -259,7 +259,8 @@ def train(cfg: TrainConfig, rows: Sequence[dict] | None = None, counts: Sequence
     data, truncated = tokenize_rows(rows, tok, cfg.max_length, style, truncate=cfg.truncate)
     model = load_model(cfg.model, tok, cfg.init, **(model_kwargs or {}))
     out.mkdir(parents=True, exist_ok=True)
-    with (RunRecord(out, cfg, cfg.seed) if main else contextlib.nullcontext(None)) as rec:  # files from rank 0 only
+    record = RunRecord(out, cfg, cfg.seed, model=model_record(model, cfg.model, cfg.init)) if main else contextlib.nullcontext(None)
+    with record as rec:  # files from rank 0 only
         if main: write_json(out/"train_config.json", cfg.to_dict())
         if cfg.lora:
             from peft import LoraConfig, get_peft_model
@@ -267,6 +268,7 @@ def train(cfg: TrainConfig, rows: Sequence[dict] | None = None, counts: Sequence
             targets = list(cfg.lora_targets or (MODELS[cfg.model].lora_targets if cfg.model in MODELS else ("q_proj", "v_proj")))
             model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                                                      target_modules=targets, task_type="CAUSAL_LM"))
+            if main: rec.record["model"] = model_record(model, cfg.model, cfg.init)  # only the adapters train
         trainer = build_trainer(cfg, model, tok, data, counts, callbacks or (), out, sampler=sampler)
         if gpu: torch.cuda.reset_peak_memory_stats()
         t0 = time.perf_counter()

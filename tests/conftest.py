@@ -1,4 +1,4 @@
-"""Shared pytest set-up: markers, offline guards and paths."""
+"""Shared pytest set-up: markers, offline guards, paths and a benchmark folder made from the shipped sample."""
 import os, socket
 from pathlib import Path
 import pytest
@@ -57,3 +57,18 @@ def no_network(monkeypatch):
         return orig(address, *a, **k)
     monkeypatch.setattr(socket, "create_connection", create_connection)
     yield
+
+
+@pytest.fixture(scope="session")
+def sample_benchmarks(tmp_path_factory):
+    """Every benchmark the readers know, in their layout, written from the shipped `data/sample` rows (the natural-language
+    question and worked solution; GSM8K train from the sample's training split): real code paths, no real files. Shared
+    by the session: copy it before changing it."""
+    from sbnb.benchmarks import FETCHABLE, write_benchmark
+    from sbnb.core import read_jsonl
+    d = tmp_path_factory.mktemp("sample_benchmarks")
+    for split in ("test", "train"):
+        rows = [dict(r, instruction=r["question"], output=r["solution"]) for r in read_jsonl(ROOT/"data"/"sample"/f"{split}.jsonl")]
+        for name in FETCHABLE:
+            if (name == "gsm8k-train") == (split == "train"): write_benchmark(name, rows, d)
+    return d

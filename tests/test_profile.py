@@ -86,7 +86,8 @@ def test_profile_checkpoints_and_meta(setup, tmp_path):
     assert abs(rows[4]["losses"][2] - direct_loss(tiny_llama(tok, 2), tok, ex[4])) < 1e-4
     meta = read_json(tmp_path/"traj.parquet.meta.json")
     assert meta["steps"] == [50, 500, 1000] and meta["config"]["batch_size"] == 8
-    assert meta["model"] == "LlamaForCausalLM" and "commit" in meta["git"] and meta["versions"]["transformers"]
+    assert meta["model"]["architecture"] == "LlamaForCausalLM" and meta["model"]["parameters"] > 0  # the first checkpoint
+    assert "commit" in meta["git"] and meta["versions"]["transformers"]
     assert not (tmp_path/"traj.parquet.partial").exists()
 
 def test_resume_after_kill_gives_identical_file(setup, tmp_path, monkeypatch):
@@ -171,6 +172,14 @@ def test_cli(setup, tmp_path, capsys):
     assert main(["profile", "--checkpoints", str(root/"run"), "--data", str(root/"data.jsonl"), "--out", str(tmp_path/"x.jsonl"),
                  "--max-length", "20"]) == 2
     assert "no response token" in capsys.readouterr().err
+    # --model as step 0: the run record names it as resolved; --tokenizer may name a corpus folder holding tokenizer/
+    tok.save_pretrained(tmp_path/"corpus"/"tokenizer")
+    assert main(["profile", "--model", str(root/"run"/"checkpoint-50"), "--checkpoints", str(root/"run"), "--tokenizer",
+                 str(tmp_path/"corpus"), "--data", str(root/"data.jsonl"), "--out", str(tmp_path/"m.jsonl"), "--max-length", "400",
+                 "--device", "cpu"]) == 0
+    for rec in (read_json(tmp_path/"m.jsonl.meta.json"), read_json(tmp_path/"run-m.jsonl.json")):
+        m = rec["model"]
+        assert (m["spec"], m["kind"], m["architecture"]) == (str(root/"run"/"checkpoint-50"), "folder", "LlamaForCausalLM")
 
 def test_list_of_models_and_paths(setup, tmp_path):
     root, tok, ex = setup

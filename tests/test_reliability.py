@@ -343,7 +343,7 @@ def test_uncached_hub_model_says_how_to_use_local_files(corpus, tmp_path, capsys
 
 def test_uncached_hub_benchmark_says_how_to_use_local_files(run, tmp_path, capsys, monkeypatch):
     empty = tmp_path/"bench"; empty.mkdir()
-    monkeypatch.setenv("SBNB_BENCHMARKS", str(empty))  # no local copy where the shared benchmarks would be
+    monkeypatch.setenv("SBNB_BENCHMARKS", str(empty))  # an empty benchmark folder: no local copy
     line = fails(capsys, ["eval", "--model", run, "--benchmarks", "gsm8k", "--out", tmp_path/"ev"], "gsm8k",
                  watch=[tmp_path/"ev"])
     assert "--data-dir DIR" in line and "OFFLINE" in line

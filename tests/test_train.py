@@ -112,6 +112,8 @@ def test_lora_run(opt, corpus, tmp_path):
     AutoModelForCausalLM.from_pretrained(run/"merged")
     losses = [h["loss"] for h in read_json(run/"trainer_state.json")["log_history"] if "loss" in h]
     assert losses[-1] < losses[0], losses
+    m = read_json(run/"run.json")["model"]  # the run record names the model and counts only the adapters as trainable
+    assert (m["name"], m["architecture"]) == ("tiny-gemma3", "Gemma3ForCausalLM") and 0 < m["trainable_parameters"] < m["parameters"]
 
 def test_repeat_counts_sampler(corpus, tmp_path):
     w = tmp_path/"counts.json"; w.write_text(json.dumps([3, 1, 1, 1]))
@@ -131,6 +133,27 @@ def test_tiny_model_takes_the_tokenizer_beside_the_data(corpus, tmp_path):
     shutil.copytree(corpus/"tok", tmp_path/"tokenizer"); shutil.copy(corpus/"batch.jsonl", tmp_path/"train.jsonl")
     tok = load_tokenizer("tiny-qwen3", None, tmp_path/"train.jsonl")
     assert len(tok) == len(load_tokenizer("tiny-qwen3", corpus/"tok"))
+
+def test_tiny_models_train_on_any_data_out_of_the_box(tmp_path, capsys):
+    "A fresh clone: data with no tokenizer beside it and no generated corpus -> the shipped character-level tokenizer."
+    import shutil
+    from sbnb.cli import main
+    from sbnb.core import project_root
+    shutil.copy(project_root()/"data"/"sample"/"train.jsonl", tmp_path/"mine.jsonl")
+    assert main(["train", "--model", "tiny-qwen3", "--data", str(tmp_path/"mine.jsonl"), "--max-steps", "2",
+                 "--batch-size", "4", "--out", str(tmp_path/"run")]) == 0
+    m = read_json(tmp_path/"run"/"run.json")["model"]
+    assert (m["kind"], m["name"], m["init"], m["architecture"]) == ("registered", "tiny-qwen3", "random", "Qwen3ForCausalLM")
+    assert m["parameters"] == m["trainable_parameters"] > 0
+    # --tokenizer may name a corpus folder (it holds tokenizer/); a folder without a tokenizer is one line naming it
+    shutil.copytree(project_root()/"data"/"sample"/"tokenizer", tmp_path/"corpus"/"tokenizer")
+    assert main(["train", "--model", "tiny-llama", "--data", str(tmp_path/"mine.jsonl"), "--tokenizer", str(tmp_path/"corpus"),
+                 "--max-steps", "1", "--batch-size", "4", "--out", str(tmp_path/"run2")]) == 0
+    capsys.readouterr()
+    assert main(["train", "--model", "tiny-llama", "--data", str(tmp_path/"mine.jsonl"), "--tokenizer", str(tmp_path),
+                 "--max-steps", "1", "--out", str(tmp_path/"run3")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"tokenizer {tmp_path}: no tokenizer.json" in err[0] and "corpus folder" in err[0]
 
 def test_unknown_names_and_registry():
     with pytest.raises(SbnbError, match="valid: phi-2, llama-3.2-1b, gemma-3-1b-pt, qwen3-0.6b-base"): TrainConfig(model="gpt2")
