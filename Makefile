@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.sbnb-installed
 PIP_QUIET := -q --disable-pip-version-check
 
-.PHONY: venv test test-all experiment docs lab export bench clean-docs
+.PHONY: venv test test-all experiment docs lab export bench gpu clean-docs
 
 $(STAMP): requirements.txt settings.ini setup.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ export: $(STAMP)
 ## speed and memory benchmarks (ratios measured within one run)
 bench: $(STAMP)
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+## on a CUDA machine: the GPU benchmarks and `sbnb experiment --preset llm-gpu` (benchmarks/gpu_run.sh; options in
+## GPU_ARGS, e.g. GPU_ARGS="--offline --benchmarks-from /data/benchmarks")
+gpu: $(STAMP)
+	PYTHON=$(BIN)/python bash benchmarks/gpu_run.sh all $(GPU_ARGS)
 
 clean-docs:
 	rm -rf _proc _docs

@@ -1,5 +1,6 @@
-"""The README's walkthrough, run line by line as a user runs it: the installed `sbnb` script, in a fresh folder."""
-import os, re, shlex, subprocess, sys
+"""The README as a new user meets it: the walkthrough, run line by line with the installed `sbnb` script in a fresh
+folder; the set-up in a copy of the project with nothing beside it; and the project speaking only of itself."""
+import os, re, shlex, shutil, subprocess, sys
 from pathlib import Path
 import pytest
 
@@ -27,3 +28,63 @@ def test_every_walkthrough_line_runs(tmp_path):
     for f in ("corpus/train.jsonl", "proxy/checkpoint-30", "traj.jsonl", "up.jsonl", "up_report/selection.json", "weights.json",
               "target/model.safetensors", "eval/summary.json", "sim.json", "run.json"):
         assert (d / f).exists(), f
+
+# ---------------------------------------------------------------- a new user's clone
+BESIDE = "../" + "shared"  # spelled apart, so that this file does not name it either
+FORBIDDEN = re.compile("|".join(["device" + " tool", "was" + " lent", "lent" + " to", "files" + "_at", "budget" + "_left",
+                                 r"\." + "library/"]), re.I)
+
+def setup_block() -> list[str]:
+    "The command lines of the README's set-up block (after 'Set-up and the two commands'), comments dropped."
+    block = (ROOT / "README.md").read_text().split("## Set-up and the two commands", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    return [l.split("#", 1)[0].strip() for l in block.strip().splitlines() if l.strip()]
+
+def tracked_files() -> list[str]:
+    return subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.splitlines()
+
+def test_the_project_speaks_only_of_itself():
+    "No file outside .ci/ names a folder beside the checkout; none (results aside) describes the machines it was built on."
+    for f in tracked_files():
+        p = ROOT / f
+        if not p.is_file() or p.is_symlink(): continue
+        text = p.read_text(errors="ignore")
+        if not f.startswith(".ci/"): assert BESIDE not in text, f
+        if not f.startswith("results/"): assert not FORBIDDEN.search(text), (f, FORBIDDEN.search(text).group(0))
+
+def test_readme_set_up_in_a_clone_with_nothing_beside_it(tmp_path, sample_benchmarks):
+    """The README's set-up as a new user meets it: a copy of the tracked files with nothing beside it, an empty home,
+    no SBNB_BENCHMARKS, offline. The two make commands are only parsed here (`make -n`: they take minutes; CI runs
+    them); the optional third is run, offline (one line naming --from) and with --from; `sbnb eval --benchmarks gsm8k`
+    names the folder it looked in and the fetch command. The checkout's .venv is reused (linked), with the copy's code."""
+    cmds = setup_block()
+    assert cmds == ["make experiment", "make test", ".venv/bin/sbnb benchmarks fetch"], cmds
+    clone, home = tmp_path / "work" / "sbnb", tmp_path / "home"
+    for f in tracked_files():
+        if (ROOT / f).is_file():
+            (clone / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / f, clone / f)
+    home.mkdir()
+    (clone / ".venv").symlink_to(Path(sys.prefix))  # the set-up's virtual environment, running this test
+    assert not (clone.parent / "shared").exists() and list(clone.parent.iterdir()) == [clone]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SBNB_", "XDG_"))}
+    env.update(HOME=str(home), PYTHONPATH=str(clone), SBNB_PROGRESS="0", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
+               TRANSFORMERS_OFFLINE="1")
+    def sh(line, timeout=300):
+        return subprocess.run(shlex.split(line), cwd=clone, env=env, capture_output=True, text=True, timeout=timeout)
+    where = home / ".cache" / "sbnb" / "benchmarks"
+    r = sh(".venv/bin/python -c 'import sbnb.core as c; print(c.project_root(), c.benchmarks_dir())'")
+    assert r.stdout.split() == [str(clone), str(where)], r.stdout + r.stderr  # the copy's code, the user's cache
+    for make, runs in zip(cmds[:2], (".venv/bin/sbnb experiment", ".venv/bin/python -m pytest")):
+        r = sh(f"make -n {make.split()[1]}")
+        assert r.returncode == 0 and runs in r.stdout, r.stdout + r.stderr
+    r = sh(cmds[2])  # offline, nothing to copy from: one line naming the flag
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--from DIR" in r.stderr, r.stderr
+    r = sh(".venv/bin/sbnb eval --model tiny-char-base --benchmarks gsm8k --out ev")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert str(where) in r.stderr and "sbnb benchmarks fetch gsm8k" in r.stderr and not (clone / "ev").exists()
+    r = sh(".venv/bin/sbnb benchmarks list")
+    assert r.returncode == 0 and f"benchmark folder: {where}" in r.stdout and "`sbnb benchmarks fetch`" in r.stdout
+    r = sh(f"{cmds[2]} --from {sample_benchmarks}")
+    assert r.returncode == 0, r.stderr
+    r = sh(".venv/bin/sbnb benchmarks list")
+    assert r.returncode == 0 and "missing" not in r.stdout and r.stdout.count(" ok ") == 12, r.stdout
