@@ -26,6 +26,9 @@ suppress_warnings = ["myst.header", "misc.highlighting_failure"]
 # Notebooks arrive with their outputs already in place (docs/build.py executed them when asked): never run a kernel here.
 nb_execution_mode = "off"
 nb_merge_streams = True
+# Markdown that a cell displays (tables of results, the pilot) is parsed as MyST, whose GFM tables render as tables;
+# myst-nb's default, CommonMark, has no tables and showed them as raw `|` text.
+nb_render_markdown_format = "myst"
 
 html_theme = "furo"
 html_title = f"sbnb {release}"

@@ -260,14 +260,20 @@ class LearnedSteps:
         return out
 
     def summary(self, group: str = "difficulty", hard: str = "hard", easy: str = "easy") -> dict:
-        "Mean learned step per group (learned examples only), the hard/easy ratio and the fraction never learned per group."
+        """Per group: the mean learned step over learned examples only, the *restricted* mean learned step (a never-learned
+        example counts as learned at the horizon, the last recorded step: the primary measure) and the fraction never
+        learned; the hard/easy ratio of each mean (`hard_easy_ratio`: learned only; `hard_easy_ratio_restricted`)."""
         ls, by = self.learned_steps(), {}
         for r in self.probe: by.setdefault(str(r.get(group)), []).append(ls[str(r["id"])])
+        horizon = self.steps[-1] if self.steps else 0
         mean = {g: (float(np.mean([v for v in vs if v is not None])) if any(v is not None for v in vs) else None) for g, vs in by.items()}
+        rmean = {g: float(np.mean([horizon if v is None else v for v in vs])) for g, vs in by.items()}
         never = {g: sum(v is None for v in vs) / len(vs) for g, vs in by.items()}
         ratio = mean[hard] / mean[easy] if mean.get(hard) and mean.get(easy) else None
-        return {"mean_learned_step": mean, "never_learned": never, "hard_easy_ratio": ratio, "n": {g: len(v) for g, v in by.items()},
-                "steps": list(self.steps)}
+        rratio = rmean[hard] / rmean[easy] if rmean.get(hard) and rmean.get(easy) else None
+        return {"mean_learned_step": mean, "never_learned": never, "hard_easy_ratio": ratio,
+                "restricted_mean_learned_step": rmean, "hard_easy_ratio_restricted": rratio, "horizon": horizon,
+                "n": {g: len(v) for g, v in by.items()}, "steps": list(self.steps)}
 
 def learned_steps_callback(recorder: LearnedSteps, every: int, at_start: bool = True):
     "A `transformers.TrainerCallback` that calls `recorder.record` every `every` optimizer steps (and at step 0 and the last step)."

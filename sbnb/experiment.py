@@ -15,7 +15,7 @@ from .select import UpsampleConfig
 from .analysis import (Arm, ARMS, BUDGETS, EPOCH_ARMS, COMPARISONS, PLATEAU_PP, mean_ci, paired_diffs, fmt_ci, compare, jaccard,
                            threshold_balanced_accuracy, selection_diagnostics, results_table, cost_table, sb_table,
                            baseline_plateau, comparisons, to_markdown, benchmark_table, comparisons_markdown, write_report,
-                           plot_results, pilot_pick, pilot_markdown, report)  # the analysis room; re-exported for old imports
+                           plot_results, pilot_pick, pilot_markdown, pilot_row, PILOT_RULE, report)  # the analysis room; re-exported for old imports
 
 # %% auto #0
 __all__ = ['DataKind', 'DECIDING_ARMS', 'FULL_ARMS', 'EVAL_SPLITS', 'PILOT_LRS', 'run_names', 'TinyLMConfig', 'ExperimentConfig',

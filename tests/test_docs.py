@@ -92,6 +92,15 @@ def test_site_has_every_notebook_and_no_network_resources(site):
         # nbdev directives and hidden cells do not show
         assert "#| export" not in page and "#| hide" not in page and "default_exp" not in page, name
 
+def test_tables_that_cells_display_render_as_tables(site):
+    """A markdown table a cell displays (the pilot, the comparisons) is an HTML table, never raw `|` text."""
+    for name, page in _pages(site).items():
+        text = re.sub(r"<pre.*?</pre>|<code.*?</code>", "", page, flags=re.S)  # code may show pipes
+        raw = [l for l in html.unescape(re.sub(r"<[^>]+>", "\n", text)).splitlines() if re.match(r"\s*\|\s*-{3}", l)]
+        assert not raw, f"{name} shows a markdown table as raw text: {raw[:2]}"
+    results = (site / "81_results.html").read_text()
+    assert results.count("<table") >= 4, "the results page should show its pilot and comparison tables as tables"
+
 def test_pages_follow_notebook_numbering(site):
     index = (site / "index.html").read_text()
     stems = [nb.stem for nb in NOTEBOOKS]
