@@ -591,8 +591,9 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path = "results", name: str
         write_jsonl(root/"runs.jsonl", results)
         wall = round((time.perf_counter() - t_start) / 60, 2)
         write_report(root, results, diag, cfg.to_dict(), wall, sels.get(0), proxies)  # 5-6. tables, comparisons, plots
-        rr.record.update(data_counts={s: len(data[s]) for s in ("train", "test", "ood")}, base_steps=B, n_runs=len(results),
-                         wall_minutes=wall)
+        first = Path(jobs[0]["out"])/"trainer"/"run.json"  # the model as every run resolved it: name/folder/.gguf, size
+        rr.record.update(data_counts={s: len(data[s]) for s in ("train",) + EVAL_SPLITS}, base_steps=B, n_runs=len(results),
+                         wall_minutes=wall, model=read_json(first).get("model") if first.exists() else None)
     return root
 
 def proxy_seed(cfg: ExperimentConfig, replicate: int, p: int) -> int:
