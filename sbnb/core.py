@@ -15,8 +15,8 @@ __all__ = ['TABLE_SUFFIXES', 'PACKAGES', 'HUB_SWITCHES', 'SbnbError', 'Config', 
            'atomic_open', 'atomic_write', 'write_json', 'read_json', 'read_jsonl', 'write_jsonl', 'read_table_lines',
            'read_table', 'write_table', 'check_rows', 'check_outputs', 'seed_everything', 'package_versions',
            'project_root', 'git_commit', 'device_info', 'run_record', 'RunRecord', 'write_record_beside', 'record_name',
-           'progress', 'default_device', 'benchmarks_dir', 'cache_dir', 'corpus_dir', 'hub_offline', 'hub_reachable',
-           'load_hub_dataset', 'env_info']
+           'progress', 'default_device', 'benchmarks_dir', 'cache_dir', 'corpus_dir', 'process_rank', 'is_main_process',
+           'wait_for_everyone', 'hub_offline', 'hub_reachable', 'load_hub_dataset', 'env_info']
 
 # %% ../nbs/00_core.ipynb #c005
 class SbnbError(Exception):
@@ -520,6 +520,21 @@ def cache_dir() -> Path:
 def corpus_dir() -> Path:
     "Where `sbnb data generate` writes the embedded corpus by default and `sbnb eval` reads it: `data/corpus` in the checkout."
     return project_root()/"data"/"corpus"
+
+# %% ../nbs/00_core.ipynb #c041b
+def process_rank() -> tuple[int, int]:
+    "(rank, world size) of this process: from `RANK` and `WORLD_SIZE` under torchrun or `accelerate launch`, else (0, 1)."
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+def is_main_process() -> bool:
+    "Whether this process writes outputs and run records (rank 0, or the only process)."
+    return process_rank()[0] == 0
+
+def wait_for_everyone() -> None:
+    "A barrier across the processes of a distributed launch (accelerate's `PartialState`, set up on first use); nothing in a single process."
+    if process_rank()[1] <= 1: return
+    from accelerate import PartialState
+    PartialState().wait_for_everyone()
 
 # %% ../nbs/00_core.ipynb #c043
 HUB_SWITCHES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")

@@ -7,7 +7,8 @@ from __future__ import annotations
 import argparse, contextlib, dataclasses, functools, os, resource, sys, time
 from pathlib import Path
 from typing import Literal, Sequence
-from .core import Config, SbnbError, RunRecord, read_json, write_json, seed_everything, project_root, _suggest, HelpFormatter, check_outputs
+from .core import (Config, SbnbError, RunRecord, read_json, write_json, seed_everything, project_root, _suggest, HelpFormatter,
+                       check_outputs, process_rank, wait_for_everyone)
 from .optim import OptimConfig, OPTIMIZERS, SAM_BASES, SAM, build_optimizer
 from .models import (MODELS, REAL_MODELS, TINY_MODELS, ModelSpec, models_dir, model_spec, model_config, count_parameters,
                          load_tokenizer, load_model, find_checkpoints, readable, model_record)
@@ -249,10 +250,11 @@ def train(cfg: TrainConfig, rows: Sequence[dict] | None = None, counts: Sequence
     if not rows: raise SbnbError(f"{cfg.data or 'rows'}: no examples")
     counts = counts if counts is not None else _read_counts(cfg, rows)
     gpu, bf16, gc = _devices(cfg)
-    if (cfg.optim.is_sam and cfg.sam_accumulation == "per_micro_batch" and cfg.grad_accum > 1
-            and int(os.environ.get("WORLD_SIZE", "1")) > 1):  # earlier micro-batches' gradients would stay unreduced
-        raise SbnbError("sam_accumulation=per_micro_batch with grad_accum > 1 is single-process only; use full_batch")
-    world, main = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0")) == 0
+    rank, world = process_rank()
+    main = rank == 0
+    if cfg.optim.is_sam and cfg.sam_accumulation == "per_micro_batch" and cfg.grad_accum > 1 and world > 1:
+        raise SbnbError("sam_accumulation=per_micro_batch with grad_accum > 1 is single-process only (earlier micro-batches' "
+                        "gradients would stay unreduced); use full_batch")
     resume = _resolve_resume(cfg)  # every check that can fail on user input runs before anything is written
     tok = load_tokenizer(cfg.model, cfg.tokenizer, cfg.data or None)
     style = cfg.prompt_style or (MODELS[cfg.model].prompt_style if cfg.model in MODELS else "alpaca")
@@ -276,16 +278,17 @@ def train(cfg: TrainConfig, rows: Sequence[dict] | None = None, counts: Sequence
         wall = time.perf_counter() - t0
         if cfg.save_model: trainer.save_model(str(out))
         trainer.save_state()
-        if not main: return out
-        if cfg.lora and cfg.save_model: trainer.model.merge_and_unload().save_pretrained(str(out/"merged")); tok.save_pretrained(str(out/"merged"))
-        readable(out)  # safetensors writes owner-only files; a run folder is shared like any output
-        cost = {**trainer.cost, "wall_clock_s": round(wall, 3), "optimizer_steps": trainer.state.global_step,
-                "optimizer": cfg.optim.name, "sam_accumulation": cfg.sam_accumulation if cfg.optim.is_sam else None,
-                "tokens_per_s": round(trainer.cost["tokens"] / wall, 1) if wall > 0 else None,
-                "train_loss": result.training_loss, "truncated_tokens": truncated, "bf16": bf16, "world_size": world,
-                "gradient_checkpointing": gc, "memory": peak_memory()}
-        write_json(out/"cost.json", cost)
-        rec.record["cost"] = cost
+        if main:
+            if cfg.lora and cfg.save_model: trainer.model.merge_and_unload().save_pretrained(str(out/"merged")); tok.save_pretrained(str(out/"merged"))
+            readable(out)  # safetensors writes owner-only files; a run folder is shared like any output
+            cost = {**trainer.cost, "wall_clock_s": round(wall, 3), "optimizer_steps": trainer.state.global_step,
+                    "optimizer": cfg.optim.name, "sam_accumulation": cfg.sam_accumulation if cfg.optim.is_sam else None,
+                    "tokens_per_s": round(trainer.cost["tokens"] / wall, 1) if wall > 0 else None,
+                    "train_loss": result.training_loss, "truncated_tokens": truncated, "bf16": bf16, "world_size": world,
+                    "gradient_checkpointing": gc, "memory": peak_memory()}
+            write_json(out/"cost.json", cost)
+            rec.record["cost"] = cost
+    wait_for_everyone()  # the other processes read cost.json and the model only once rank 0 has written them
     return out
 
 # %% ../nbs/30_train.ipynb #c034
@@ -302,6 +305,7 @@ def _train_cmd(args) -> int:
     cfg = cfg.override({k: v for k, v in flags.items() if v is not None})
     if cfg.resume is None: check_outputs([cfg.out], [cfg.data, cfg.weights])
     out = train(cfg)
+    if process_rank()[0] != 0: return 0  # rank 0 reports for every process
     cost = read_json(out/"cost.json")
     print(f"trained {cfg.model} with {cfg.optim.name}: {cost['optimizer_steps']} steps, loss {cost['train_loss']:.4f}, "
           f"{cost['wall_clock_s']:.1f} s; run in {out}")

@@ -188,6 +188,67 @@ def test_python_m_sbnb_cli_train(corpus, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert read_json(tmp_path/"m"/"cost.json")["optimizer_steps"] == 2
 
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
+
+def _max_diff(a: Path, b: Path) -> float:
+    from safetensors.torch import load_file
+    x, y = load_file(str(a/"model.safetensors")), load_file(str(b/"model.safetensors"))
+    assert set(x) == set(y)
+    return max((x[k] - y[k]).abs().max().item() for k in x)
+
+_DDP = dict(batch_size=4, max_steps=3, save_steps=0, max_length=96)  # 16 rows: an epoch is 2 global batches of 2 x 4
+
+def _one_process_accumulating(corpus, out, opt, weights=None):
+    "The reference: one process, the same two micro-batches of 4 per step accumulated (grad_accum 2)."
+    return train(TrainConfig(model="tiny-qwen3", data=str(corpus/"train.jsonl"), tokenizer=str(corpus/"tok"), out=str(out),
+                             grad_accum=2, weights=weights, progress=False, optim=dict(name=opt, lr=1e-2), **_DDP))
+
+def test_two_processes_train_to_the_weights_of_one_accumulating(corpus, tmp_path):
+    """Data parallelism proven: `accelerate launch --config_file configs/accelerate_cpu2.yaml` really starts 2 CPU
+    processes (gloo), every rank exits 0, and AdamW, SAM (its ascent on the all-reduced gradient) and Muon end at the
+    weights of one process accumulating the same two micro-batches per step."""
+    script = tmp_path/"runs.py"
+    script.write_text("import sys\nfrom sbnb.cli import main\n"
+                      "for opt in ('adamw', 'sam', 'muon'):\n"
+                      f"    assert main(['train', '--model', 'tiny-qwen3', '--data', {str(corpus/'train.jsonl')!r}, '--tokenizer', "
+                      f"{str(corpus/'tok')!r}, '--optimizer', opt, '--lr', '1e-2', '--batch-size', '4', '--max-steps', '3', "
+                      f"'--save-steps', '0', '--set', 'max_length=96', '--out', {str(tmp_path/'ddp')!r} + '/' + opt]) == 0\n")
+    acc = Path(sys.executable).parent/"accelerate"
+    r = subprocess.run([str(acc), "launch", "--config_file", str(ROOT/"configs"/"accelerate_cpu2.yaml"), "--main_process_port",
+                        str(_free_port()), str(script)], capture_output=True, text=True, env=_env(), timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for opt in ("adamw", "sam", "muon"):
+        ref = _one_process_accumulating(corpus, tmp_path/"one"/opt, opt)
+        ddp, one = read_json(tmp_path/"ddp"/opt/"cost.json"), read_json(ref/"cost.json")
+        assert (ddp["world_size"], one["world_size"], ddp["optimizer_steps"], one["optimizer_steps"]) == (2, 1, 3, 3)
+        assert 2 * ddp["examples"] == one["examples"] == 24  # rank 0 saw half of every global batch
+        d = _max_diff(tmp_path/"ddp"/opt, ref)
+        print(f"{opt}: 2 processes vs 1 accumulating, max |weight difference| {d:.1e}")
+        assert d <= 1e-5, (opt, d)
+
+def test_torchrun_repeat_counts_shard_across_ranks(corpus, tmp_path):
+    """`torchrun --nproc_per_node 2 -m sbnb.cli train --weights W` exits 0 on every rank (rank 1 waits for rank 0's
+    cost.json), and the repeat-count sampler shards across ranks: the same weights as one process accumulating. The
+    counts add up to 24 appearances per epoch, 3 global batches, so both sides cut epochs at the same step (where an
+    epoch is not a multiple of the global batch, accelerate completes each rank's last batch with rows from the epoch's
+    start, while one process takes a shorter last step: see 30_train)."""
+    w = tmp_path/"counts.json"; w.write_text(json.dumps([3] * 4 + [1] * 12))
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
+                        "-m", "sbnb.cli", "train", "--model", "tiny-qwen3", "--data", str(corpus/"train.jsonl"), "--tokenizer",
+                        str(corpus/"tok"), "--weights", str(w), "--lr", "1e-2", "--batch-size", "4", "--max-steps", "3",
+                        "--save-steps", "0", "--set", "max_length=96", "--out", str(tmp_path/"ddp")],
+                       capture_output=True, text=True, env=_env(), timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count("trained tiny-qwen3") == 1  # rank 0 reports for both
+    ref = _one_process_accumulating(corpus, tmp_path/"one", "adamw", weights=str(w))
+    assert read_json(tmp_path/"ddp"/"cost.json")["world_size"] == 2
+    d = _max_diff(tmp_path/"ddp", ref)
+    print(f"repeat counts: 2 processes vs 1 accumulating, max |weight difference| {d:.1e}")
+    assert d <= 1e-5, d
+
 @pytest.mark.slow
 def test_accelerate_launch_one_cpu_process(corpus, tmp_path):
     acc = Path(sys.executable).parent/"accelerate"
