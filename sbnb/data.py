@@ -12,10 +12,11 @@ from .core import (SbnbError, Config, write_json, read_json, project_root, read_
 from .benchmarks import format_prompt, PROMPT_STYLES
 
 # %% auto #0
-__all__ = ['REQUIRED_FIELDS', 'SCHEMA_FIELDS', 'SCHEMA_TYPES', 'SPECIAL_TOKENS', 'validate_example', 'validate_examples',
-           'read_examples', 'write_examples', 'to_dataset', 'from_dataset', 'format_response', 'tokenize_example',
-           'tokenize_examples', 'tokenize_rows', 'Collator', 'train_tokenizer', 'load_corpus_tokenizer',
-           'mathinstruct_answer', 'map_mathinstruct', 'load_mathinstruct', 'add_cli']
+__all__ = ['REQUIRED_FIELDS', 'SCHEMA_FIELDS', 'SCHEMA_TYPES', 'SPECIAL_TOKENS', 'MATHINSTRUCT_ROWS', 'MATHINSTRUCT_LIKE_SOURCES',
+           'validate_example', 'validate_examples', 'read_examples', 'write_examples', 'to_dataset', 'from_dataset',
+           'format_response', 'tokenize_example', 'tokenize_examples', 'tokenize_rows', 'Collator', 'train_tokenizer',
+           'load_corpus_tokenizer', 'mathinstruct_answer', 'map_mathinstruct', 'load_mathinstruct',
+           'split_mathinstruct', 'mathinstruct_like', 'add_cli']
 
 # %% ../nbs/21_data.ipynb #c006
 REQUIRED_FIELDS = ("id", "source", "instruction", "output")
@@ -186,18 +187,82 @@ def map_mathinstruct(row: dict, idx: int | str | None = None) -> dict:
     "One MathInstruct row (instruction, output, source) -> schema row; the source is its sub-dataset path."
     for k in ("instruction", "output", "source"):
         if k not in row: raise SbnbError(f"MathInstruct row {idx}: missing field '{k}' (expected instruction, output, source)")
-    return {**{k: v for k, v in row.items() if k not in SCHEMA_FIELDS},
-            "id": _stable_id("mathinstruct", idx, row["instruction"] + row["output"]), "source": row["source"],
-            "instruction": row["instruction"], "output": row["output"], "answer": mathinstruct_answer(row["output"])}
+    return {**{k: v for k, v in row.items() if k not in SCHEMA_FIELDS},  # a row that has an id or answer keeps it
+            "id": str(row["id"]) if row.get("id") is not None else _stable_id("mathinstruct", idx, row["instruction"] + row["output"]),
+            "source": row["source"], "instruction": row["instruction"], "output": row["output"],
+            "answer": row["answer"] if isinstance(row.get("answer"), str) else mathinstruct_answer(row["output"])}
 
 def load_mathinstruct(path: str | Path | None = None) -> list[dict]:
-    "MathInstruct as schema rows: from a local `path` (JSON list, JSON Lines or Parquet) or `TIGER-Lab/MathInstruct`."
+    "MathInstruct as schema rows: from a local `path` (JSON list, JSON Lines or Parquet; raw rows or schema rows) or `TIGER-Lab/MathInstruct`."
     if path is None:
         raw = list(load_hub_dataset("TIGER-Lab/MathInstruct", split="train", hint="download MathInstruct.json (or its "
                                     "Parquet) on a machine with hub access and pass it as load_mathinstruct(path=...)"))
     else:
         raw = [r for _, r in read_table_lines(path)]
     return validate_examples([map_mathinstruct(r, i) for i, r in enumerate(raw)], str(path or "TIGER-Lab/MathInstruct"))
+
+# %% ../nbs/21_data.ipynb #c030b
+MATHINSTRUCT_ROWS = 262_039  # rows of TIGER-Lab/MathInstruct (its dataset card)
+
+def split_mathinstruct(rows: Sequence[dict], val_fraction: float = 0.05, seed: int = 42) -> tuple[list[dict], list[dict]]:
+    "(train, validation) as `datasets.Dataset.train_test_split(test_size=val_fraction, seed=seed)` splits `rows` (its order kept)."
+    import numpy as np
+    if not 0 < val_fraction < 1: raise SbnbError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    n = len(rows)
+    n_val = math.ceil(val_fraction * n)
+    if n_val >= n: raise SbnbError(f"{n} rows cannot be split {1 - val_fraction:.0%}/{val_fraction:.0%}: nothing would be left to train on")
+    perm = np.random.default_rng(seed).permutation(n)
+    return [rows[i] for i in perm[n_val:]], [rows[i] for i in perm[:n_val]]
+
+# %% ../nbs/21_data.ipynb #c030e
+MATHINSTRUCT_LIKE_SOURCES = {  # source name: share of the rows
+    "data/CoT/gsm_rft.json": 0.35, "data/CoT/MATH_train.json": 0.25, "data/CoT/aqua_rat.json": 0.20,
+    "data/CoT/math50k_camel.json": 0.12, "data/CoT/number_comparison.json": 0.08}
+
+def _mi_template(source: str, r: random.Random) -> tuple[str, str]:
+    "(instruction, output) of one generated row of `source`."
+    if source.endswith("gsm_rft.json"):
+        a, b = r.randint(3, 12), r.randint(2, 9)
+        c = r.randint(1, a * b - 1)
+        item = r.choice(["pens", "apples", "stickers", "marbles", "books"])
+        name = r.choice(["Sam", "Lena", "Omar", "Priya", "Tom", "Mia"])
+        return (f"A shop sells {item} in boxes of {a}. {name} buys {b} boxes and gives away {c} {item}. How many {item} does {name} have left?",
+                f"{name} buys {b} boxes of {a}, so {b} * {a} = {a * b} {item}.\nAfter giving away {c}, {a * b} - {c} = {a * b - c} are left.\nThe answer is {a * b - c}.")
+    if source.endswith("MATH_train.json"):
+        a, x, b = r.randint(2, 9), r.randint(-12, 20), r.randint(1, 30)
+        return (f"Solve for $x$: ${a}x + {b} = {a * x + b}$.",
+                f"Subtract {b} from both sides: ${a}x = {a * x}$.\nDivide both sides by {a}: $x = {x}$.\nThe answer is {x}.")
+    if source.endswith("aqua_rat.json"):
+        p, total = r.choice([5, 10, 15, 20, 25, 40, 50, 75]), 20 * r.randint(2, 60)  # p% of a multiple of 20 is whole
+        return (f"What is {p}% of {total}?", f"{p}% of {total} is {total} * {p} / 100 = {total * p // 100}.\nThe answer is {total * p // 100}.")
+    if source.endswith("math50k_camel.json"):
+        k = r.randint(5, 200)
+        return (f"Find the sum of the first {k} positive integers.",
+                f"The sum of 1 to n is n(n + 1)/2.\nWith n = {k}: {k} * {k + 1} / 2 = {k * (k + 1) // 2}.\nThe answer is {k * (k + 1) // 2}.")
+    if source.endswith("number_comparison.json"):
+        a, b = r.sample(range(100, 10000), 2)
+        return (f"Which number is greater: {a} or {b}?",
+                f"Compare {a} and {b}: {max(a, b)} - {min(a, b)} = {abs(a - b)} > 0, so {max(a, b)} is greater.\nThe answer is {max(a, b)}.")
+    raise SbnbError(f"mathinstruct_like: no template for source {source!r}; valid: {', '.join(MATHINSTRUCT_LIKE_SOURCES)}")
+
+def mathinstruct_like(n: int = 500, seed: int = 0, sources: dict[str, float] | None = None) -> list[dict]:
+    "`n` rows in MathInstruct's layout (source, instruction, chain-of-thought output ending 'The answer is N'), sources of unequal size, distinct instructions."
+    sources = sources or MATHINSTRUCT_LIKE_SOURCES
+    if n < 2 * len(sources): raise SbnbError(f"mathinstruct_like: n={n} is too small for {len(sources)} sources (at least 2 rows each)")
+    r, tot = random.Random(seed), sum(sources.values())
+    sizes = {s: max(2, round(n * w / tot)) for s, w in sources.items()}
+    first = next(iter(sizes)); sizes[first] += n - sum(sizes.values())  # exactly n rows
+    rows, seen = [], set()
+    for s, k in sizes.items():
+        got = 0
+        for _ in range(100 * k):
+            if got == k: break
+            ins, out = _mi_template(s, r)
+            if ins in seen: continue
+            seen.add(ins); rows.append({"source": s, "instruction": ins, "output": out}); got += 1
+        if got < k: raise SbnbError(f"mathinstruct_like: source {s!r} has fewer than {k} distinct instructions; lower n")
+    r.shuffle(rows)  # sources interleaved, as in the real file
+    return rows
 
 # %% ../nbs/21_data.ipynb #c032
 _SHOW_EXAMPLES = """examples:
@@ -217,7 +282,27 @@ def add_cli(sub, common):
     s.add_argument("path", help="a .jsonl or .parquet examples file")
     s.add_argument("-n", type=int, default=3, help="rows to print")
     s.set_defaults(func=_cli_show)
+    m = p.subcommands.add_parser("mathinstruct-like", parents=[common], formatter_class=HelpFormatter,
+                                 help="write a MathInstruct-shaped stand-in (generated chains of thought) for offline runs",
+                                 description="Write rows in MathInstruct's layout (source, instruction, output ending 'The answer is N') "
+                                             "from five templates named after real sub-datasets, of unequal sizes: a stand-in for "
+                                             "`sbnb experiment --preset paper data_path=FILE` where TIGER-Lab/MathInstruct cannot be loaded.",
+                                 epilog="examples:\n  sbnb data mathinstruct-like --out mi.json\n  sbnb data mathinstruct-like -n 5000 --seed 1 --out mi.jsonl")
+    m.add_argument("--out", required=True, help="the file to write (.json: a list, as MathInstruct.json; .jsonl or .parquet)")
+    m.add_argument("-n", type=int, default=600, help="rows")
+    m.add_argument("--seed", type=int, default=0, help="seed")
+    m.set_defaults(func=_cli_mathinstruct_like)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
+
+def _cli_mathinstruct_like(args) -> int:
+    check_outputs([args.out])
+    rows = mathinstruct_like(args.n, args.seed)
+    if str(args.out).endswith(".json"):
+        from sbnb.core import atomic_write
+        atomic_write(args.out, json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
+    else: write_table(rows, args.out)
+    print(f"wrote {len(rows)} MathInstruct-shaped rows ({len(set(r['source'] for r in rows))} sources) to {args.out}")
+    return 0
 
 def _cli_show(args) -> int:
     from collections import Counter
