@@ -70,12 +70,12 @@ class ExperimentConfig(Config):
     benchmark_limit: int = 8          # items per benchmark (0: all)
     arms: tuple[str, ...] = DECIDING_ARMS  # the arms that decide the question; --preset full adds the rest
     budgets: tuple[str, ...] = ("steps",)  # and "epochs": the upsampled arm at equal epochs beside AdamW as long (full)
-    seeds: int = 8                    # target seeds per arm and budget, paired by seed
+    seeds: int = 6                    # target seeds per arm and budget, paired by seed: whole-pipeline replicates
     workers: int = 2                  # parallel single-thread worker processes
     batch_size: int = 64
-    steps: int = 600                  # B: optimizer steps of every arm at budget 'steps' (0: `epochs` over the original data)
+    steps: int = 2400                 # B: optimizer steps of every arm at budget 'steps' (0: `epochs` over the original data); the pilot's B
     epochs: float = 3.0               # B when steps=0
-    lr: float = 3e-4                  # AdamW (and SAM's base) learning rate; cosine schedule (the pilot's best)
+    lr: float = 1e-3                  # AdamW (and SAM's base) learning rate; cosine schedule (the pilot's pick at B)
     muon_lr: float | None = 1e-3      # Muon's rate for the 2-D hidden weights (the pilot's best; None: lr, RMS-matched)
     sam_rho: float = 0.05
     warmup_ratio: float = 0.03
@@ -94,7 +94,8 @@ class ExperimentConfig(Config):
     upsample: UpsampleConfig = UpsampleConfig(features="logabs", rule="auc")  # absolute losses: chosen by measurement (81_results)
     self_epochs: float = 1.0          # adamw+up-self: the target's own first epochs give its trajectories
     sched_fraction: float = 1 / 3     # adamw+up-sched: the share of B trained on the upsampled distribution (the theory: early)
-    pilot_doublings: int = 3          # the pilot doubles B from `steps` at most this often until AdamW plateaus (B -> 2B rule)
+    pilot_steps: int = 600            # the pilot's first B; it doubles B from here until AdamW plateaus (the B -> 2B rule)
+    pilot_doublings: int = 3          # ... at most this often
 
     def validate(self):
         run_names(self.arms, self.budgets)
@@ -116,8 +117,8 @@ class ExperimentConfig(Config):
 
     PRESETS = {
         "default": {},
-        "full": dict(preset="full", arms=FULL_ARMS, budgets=BUDGETS),
-        "smoke": dict(preset="smoke", balanced=dict(n_train=96, n_test=32, n_ood=32, n_pretrain=8), seeds=2, steps=24, batch_size=16,
+        "full": dict(preset="full", arms=FULL_ARMS, budgets=BUDGETS, seeds=3),  # about 2.5x the default's runs per seed
+        "smoke": dict(preset="smoke", balanced=dict(n_train=96, n_test=32, n_ood=32, n_pretrain=8), seeds=2, steps=24, pilot_steps=24, batch_size=16,
                       evals=3, eval_per_source=32, probe_per_group=8, proxy_seeds=2, proxy_epochs=1.0, proxy_records=3, workers=2,
                       lr=1e-3, arms=tuple(a for a in ARMS if a not in ("adamw+small",)), budgets=BUDGETS),
         "llm-smoke": dict(preset="llm-smoke", model="smollm2-135m", data="llm", max_length=400, gsm8k_train=8,
@@ -625,9 +626,8 @@ def _epoch_size(arm: str, rows, sel, seed: int, data) -> int:
 # %% ../nbs/80_experiment.ipynb #c035
 PILOT_LRS = {"adamw": (1e-4, 3e-4, 1e-3, 3e-3, 1e-2), "muon": (3e-4, 1e-3, 3e-3, 1e-2, 3e-2)}
 def pilot_stem(cfg: ExperimentConfig) -> str:
-    "'pilot' at the preset's own step budget, 'pilot-B<steps>' (or 'pilot-epochs<epochs>') for an extended pilot at another B."
-    if cfg.steps == ExperimentConfig.from_preset(cfg.preset).steps: return "pilot"
-    return f"pilot-B{cfg.steps}" if cfg.steps else f"pilot-epochs{cfg.epochs:g}"
+    "'pilot' when the pilot starts at the preset's `pilot_steps`, else 'pilot-B<pilot_steps>'."
+    return "pilot" if cfg.pilot_steps == ExperimentConfig.from_preset(cfg.preset).pilot_steps else f"pilot-B{cfg.pilot_steps}"
 
 def _pilot_job(cfg: ExperimentConfig, data: dict, work: Path, opt: str, lr: float, steps: int, tok_path) -> dict:
     "One pilot run: optimizer `opt` at rate `lr` for `steps` steps with its own schedule (seed 0)."
@@ -638,14 +638,14 @@ def _pilot_job(cfg: ExperimentConfig, data: dict, work: Path, opt: str, lr: floa
                 out=str(work/"pilot"/f"{opt}_lr{lr:g}_B{steps}"), lr=lr)
 
 def run_pilot(cfg: ExperimentConfig, out: str | Path = "results", name: str | None = None, lrs: dict | None = None) -> Path:
-    """The learning-rate pilot: every rate of `lrs` at B and at 2B steps (one seed); B doubles from `cfg.steps` until an AdamW
+    """The learning-rate pilot: every rate of `lrs` at B and at 2B steps (one seed); B doubles from `cfg.pilot_steps` until an AdamW
     rate gains < 2 pp from B to 2B on the mean and on every source. Writes pilot.json and pilot.md (pilot-B<steps>.* when
     `cfg.steps` is not the preset's)."""
     lrs = lrs or PILOT_LRS
     root = run_root(cfg, out, name)
     work = root/"cache"/experiment_key(cfg.replace(steps=ExperimentConfig.from_preset(cfg.preset).steps))  # B is what the pilot varies
     data = experiment_data(cfg, work)
-    B0, stem = base_steps(cfg, len(data["train"])), pilot_stem(cfg)
+    B0, stem = cfg.pilot_steps, pilot_stem(cfg)
     with RunRecord(root, cfg, seed=0, name=f"run-{stem}.json", outputs=[f"{stem}.json", f"{stem}.md"], lrs=lrs, steps=B0):
         write_jsonl(work/"eval.jsonl", [dict(r, split=s) for s in EVAL_SPLITS for r in eval_rows(data.get(s, []), cfg.eval_per_source)])
         write_jsonl(work/"probe.jsonl", probe_rows(data["train"], cfg.probe_per_group))
@@ -743,7 +743,7 @@ _EXAMPLES = """examples:
   sbnb experiment --preset llm-smoke                        # SmolLM2-135M offline on a CPU (minutes)
   sbnb experiment --pilot                                   # the learning-rate pilot of the default
   sbnb experiment --report results/default                  # recompute tables, verdicts and plots of a finished run
-  sbnb experiment --pilot --pilot-lrs adamw:1e-3,3e-3 steps=2400   # an extended pilot at a longer budget B"""
+  sbnb experiment --pilot --pilot-lrs adamw:1e-3,3e-3 pilot_steps=2400   # a pilot of two rates starting at B = 2400"""
 
 def add_cli(sub, common):
     "Subcommands of this module: `sbnb experiment`."
