@@ -117,7 +117,7 @@ class ExperimentConfig(Config):
 
     PRESETS = {
         "default": {},
-        "full": dict(preset="full", arms=FULL_ARMS, budgets=BUDGETS, seeds=3),  # about 2.5x the default's runs per seed
+        "full": dict(preset="full", arms=FULL_ARMS, budgets=BUDGETS, seeds=4),  # about 3.5x the default's work per seed
         "smoke": dict(preset="smoke", balanced=dict(n_train=96, n_test=32, n_ood=32, n_pretrain=8), seeds=2, steps=24, pilot_steps=24, batch_size=16,
                       evals=3, eval_per_source=32, probe_per_group=8, proxy_seeds=2, proxy_epochs=1.0, proxy_records=3, workers=2,
                       lr=1e-3, arms=tuple(a for a in ARMS if a not in ("adamw+small",)), budgets=BUDGETS),
