@@ -187,8 +187,16 @@ def main():
     # README is the home page; its links into nbs/ point at the rendered pages.
     readme = (ROOT / "README.md").read_text()
     readme = re.sub(r"\(nbs/(\d\w*)\.ipynb\)", r"(\1.ipynb)", readme)
+    # images of the repository (a results figure) travel with the page
+    def _image(m):
+        f = ROOT / m.group(2)
+        if not f.is_file(): return m.group(0)
+        dest = src / "_readme" / m.group(2)
+        dest.parent.mkdir(parents=True, exist_ok=True); shutil.copy(f, dest)
+        return f"![{m.group(1)}](_readme/{m.group(2)})"
+    readme = re.sub(r"!\[([^\]]*)\]\((?!https?:)([^)\s]+)\)", _image, readme)
     # links to other files of the repository (not part of the site) become the file's path, shown as code
-    readme = re.sub(r"\[([^\]]+)\]\((?!https?:|#|\d\w*\.ipynb)([^)\s]+)\)",
+    readme = re.sub(r"(?<!!)\[([^\]]+)\]\((?!https?:|#|\d\w*\.ipynb)([^)\s]+)\)",
                     lambda m: f"`{m.group(2)}`" if m.group(1).strip("`") == m.group(2) else f"{m.group(1)} (`{m.group(2)}`)", readme)
     toc = "\n".join(p.stem for p in nbs)
     (src / "index.md").write_text(readme + f"\n\n```{{toctree}}\n:hidden:\n:maxdepth: 1\n\n{toc}\n```\n")
