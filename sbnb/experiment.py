@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
 import numpy as np
 from .core import (Config, SbnbError, RunRecord, read_json, read_mapping, write_json, read_jsonl, write_jsonl, atomic_write,
-                       atomic_open, seed_everything, progress, git_commit, project_root, check_outputs, HelpFormatter)
+                       atomic_open, seed_everything, progress, git_commit, project_root, check_outputs, HelpFormatter,
+                       process_rank, is_main_process, wait_for_everyone, _suggest)
+from .benchmarks import PAPER_BENCHMARKS
 from .corpus import CorpusConfig
 from .select import UpsampleConfig
 from .analysis import (Arm, ARMS, BUDGETS, EPOCH_ARMS, COMPARISONS, PLATEAU_PP, mean_ci, paired_diffs, fmt_ci, compare, jaccard,
@@ -18,11 +20,14 @@ from .analysis import (Arm, ARMS, BUDGETS, EPOCH_ARMS, COMPARISONS, PLATEAU_PP, 
                            plot_results, pilot_pick, pilot_markdown, pilot_row, PILOT_RULE, report)  # the analysis room; re-exported for old imports
 
 # %% auto #0
-__all__ = ['DataKind', 'DECIDING_ARMS', 'FULL_ARMS', 'EVAL_SPLITS', 'PILOT_LRS', 'run_names', 'TinyLMConfig', 'ExperimentConfig',
+__all__ = ['DataKind', 'DECIDING_ARMS', 'FULL_ARMS', 'PAPER_ARMS', 'PAPER_MODELS', 'EVAL_SPLITS', 'PROXY_FIELDS', 'GPUS',
+           'GPU_SOURCE', 'MEMORY_RULE', 'PILOT_LRS', 'run_names', 'TinyLMConfig', 'ExperimentConfig',
            'oracle_selection', 'oracle_counts', 'arm_data', 'mean_trajectories', 'check_no_leak', 'experiment_data',
-           'eval_rows', 'probe_rows', 'base_steps', 'run_proxy', 'eval_grid', 'shared_start', 'base_evaluation',
-           'run_target', 'experiment_key', 'run_root', 'run_experiment', 'proxy_seed', 'proxy_cost',
-           'replicate_jaccard', 'pilot_stem', 'run_pilot', 'parse_pilot_lrs', 'BaseConfig', 'build_base', 'add_cli']
+           'eval_rows', 'probe_rows', 'mathinstruct_splits', 'base_steps', 'proxy_config', 'run_proxy', 'eval_grid',
+           'shared_start', 'base_evaluation', 'run_target', 'experiment_key', 'run_root', 'run_experiment',
+           'proxy_seed', 'proxy_cost', 'replicate_jaccard', 'proxy_key', 'model_dirname', 'run_models',
+           'train_memory_gib', 'eval_memory_gib', 'plan', 'plan_markdown', 'write_plan', 'pilot_stem', 'run_pilot',
+           'parse_pilot_lrs', 'BaseConfig', 'build_base', 'add_cli']
 
 # %% ../nbs/80_experiment.ipynb #c005
 def run_names(arms: Sequence[str], budgets: Sequence[str] = BUDGETS) -> list[tuple[str, str]]:
@@ -48,9 +53,11 @@ class TinyLMConfig(Config):
     intermediate: int = 352
     max_length: int = 48      # tokens per example (prompt + response); longer ones are reported, not cut silently
 
-DataKind = Literal["balanced", "corpus", "llm"]
+DataKind = Literal["balanced", "corpus", "llm", "mathinstruct"]
 DECIDING_ARMS = ("adamw", "adamw+up", "adamw+random", "adamw+oracle")  # the method, its random and count-matched oracle controls
 FULL_ARMS = DECIDING_ARMS + ("adamw+aug", "adamw+up-self", "adamw+up-sched", "muon", "muon+up", "sam")
+PAPER_ARMS = ("adamw", "adamw+up", "adamw+random", "muon", "muon+up", "sam")  # the paper's, with the random control
+PAPER_MODELS = ("phi-2", "llama-3.2-1b", "gemma-3-1b-pt", "qwen3-0.6b-base")  # the paper's four targets
 
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig(Config):
@@ -96,6 +103,18 @@ class ExperimentConfig(Config):
     sched_fraction: float = 1 / 3     # adamw+up-sched: the share of B trained on the upsampled distribution (the theory: early)
     pilot_steps: int = 600            # the pilot's first B; it doubles B from here until AdamW plateaus (the B -> 2B rule)
     pilot_doublings: int = 3          # ... at most this often
+    data_path: str | None = None      # data=mathinstruct: a local MathInstruct file (.json list, .jsonl or .parquet; raw or schema rows); None: the hub
+    val_fraction: float = 0.05        # data=mathinstruct: the share held out for validation (the `test` split), as the authors' 95/5 split
+    val_seed: int = 42                # ... and its seed (datasets' train_test_split(seed=42))
+    models: tuple[str, ...] = ()      # several targets, each a complete experiment under OUT/NAME/<model> (empty: `model` alone)
+    proxy_model: str | None = None    # the proxies' model (None: `model`); one proxy set serves every target
+    proxy_record_every: int | None = None  # record the proxies' losses every N steps (the authors' checkpoints); None: `proxy_records` points
+    truncate: bool = False            # cut examples longer than max_length (MathInstruct's longest) instead of stopping with an error
+    scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = "cosine"
+    max_grad_norm: float = 1.0        # gradient clipping
+    gradient_checkpointing: bool | None = None  # None: on iff a CUDA GPU is present
+    mean_tokens: int = 300            # the plan's assumed tokens per example (prompt + response) when no data is at hand to count
+    micro_batch_size: int | None = None  # examples per process and forward pass; batch_size (global) by accumulation (None: batch_size / processes)
 
     def validate(self):
         run_names(self.arms, self.budgets)
@@ -112,6 +131,16 @@ class ExperimentConfig(Config):
         if self.upsample.mode != "materialize":  # each arm decides: repeats (adamw+up), fresh variants (adamw+aug)
             raise SbnbError(f"upsample.mode={self.upsample.mode!r}: the experiment's arms set how the selection is used "
                             "(adamw+up repeats, adamw+aug augments); leave upsample.mode at 'materialize'")
+        if self.data_path is not None and self.data != "mathinstruct":
+            raise SbnbError(f"data_path is read only with data=mathinstruct (data={self.data!r})")
+        if not 0 < self.val_fraction < 1: raise SbnbError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        if self.proxy_record_every is not None and self.proxy_record_every < 1:
+            raise SbnbError(f"proxy_record_every must be at least 1 (or None), got {self.proxy_record_every}")
+        if len(set(self.models)) != len(self.models) or any(not m.strip() for m in self.models):
+            raise SbnbError(f"models: give distinct, non-empty model names, got {list(self.models)}")
+        if self.mean_tokens < 1: raise SbnbError(f"mean_tokens must be at least 1, got {self.mean_tokens}")
+        if self.micro_batch_size is not None and (self.micro_batch_size < 1 or self.batch_size % self.micro_batch_size):
+            raise SbnbError(f"micro_batch_size={self.micro_batch_size} must divide batch_size={self.batch_size} (the global batch)")
         from sbnb.benchmarks import check_benchmarks
         if self.benchmarks: check_benchmarks(self.benchmarks)
 
@@ -133,6 +162,13 @@ class ExperimentConfig(Config):
                         eval_mode="generate", max_new_tokens=96, eval_batch_size=128, probe_per_group=8, proxy_seeds=1,
                         proxy_epochs=1.0, proxy_records=4, workers=1, bf16=True, arms=("adamw", "adamw+up", "adamw+random"),
                         budgets=("steps", "epochs")),
+        "paper": dict(preset="paper", data="mathinstruct", model="qwen3-0.6b-base", models=PAPER_MODELS, proxy_model="pythia-70m",
+                      prompt_style="alpaca", max_length=512, truncate=True, val_fraction=0.05, val_seed=42,
+                      benchmarks=PAPER_BENCHMARKS, benchmark_limit=0, arms=PAPER_ARMS, budgets=BUDGETS, seeds=3, workers=1,
+                      batch_size=32, steps=0, epochs=3.0, lr=2e-5, muon_lr=None, sam_rho=0.05, warmup_ratio=0.03, weight_decay=0.0,
+                      scheduler="cosine", max_grad_norm=1.0, bf16=None, evals=1, eval_per_source=50, eval_mode="generate",
+                      max_new_tokens=512, eval_batch_size=64, proxy_seeds=1, proxy_epochs=1.0, proxy_record_every=500,
+                      upsample=dict(features="ratio", rule="ratio", factor=2, k=2, first=None), mean_tokens=300),
         "legacy": dict(preset="legacy", model="tiny-char", init="random", data="corpus", seeds=5, epochs=6.0, steps=0, lr=1e-3,
                        muon_lr=None, eval_mode="teacher_forcing", eval_per_source=80, proxy_epochs=2.0, proxy_records=12,
                        upsample=dict(features="logfrac", rule="remaining"),
@@ -207,24 +243,31 @@ def experiment_data(cfg: ExperimentConfig, work: str | Path, tokenizer=None) -> 
     from sbnb.corpus import generate_corpus, balanced_corpus, augment_balanced
     from sbnb.benchmarks import load_benchmark
     d = Path(work)/"data"
-    if not (d/"done.json").exists():
+    if not (d/"done.json").exists() and is_main_process():  # rank 0 writes; the others wait below
+        info = {}
         if cfg.data == "corpus":
             generate_corpus(cfg.corpus, d)
+        elif cfg.data == "mathinstruct":
+            sp = mathinstruct_splits(cfg)
+            for s in ("train", "validation", "test"): write_jsonl(d/f"{s}.jsonl", sp[s])
+            info = {k: sp[k] for k in ("removed", "counts")}
         else:
             splits = balanced_corpus(cfg.balanced.replace(form="full") if cfg.data == "llm" else cfg.balanced, d)
             if cfg.data == "llm" and cfg.gsm8k_train:
                 gsm = _fitting(load_benchmark("gsm8k-train"), tokenizer, cfg)[:cfg.gsm8k_train]
                 write_jsonl(d/"train.jsonl", splits["train"] + gsm)
-        write_json(d/"done.json", {"config": cfg.to_dict()})
+        write_json(d/"done.json", {"config": cfg.to_dict(), **info})
+    wait_for_everyone()
     out = {s: read_jsonl(d/f"{s}.jsonl") if (d/f"{s}.jsonl").exists() else [] for s in ("train",) + EVAL_SPLITS}
     bench = {n: load_benchmark(n)[:cfg.benchmark_limit or None] for n in cfg.benchmarks}
     held = {r["instruction"] for s in EVAL_SPLITS for r in out[s]} | {r["instruction"] for rs in bench.values() for r in rs}
+    if (d/"validation.jsonl").exists(): held |= {r["instruction"] for r in read_jsonl(d/"validation.jsonl")}  # rows without a final answer too
     check_no_leak(out["train"], held)
     held_keys = {r["key"] for s in EVAL_SPLITS for r in out[s] if "key" in r}
     aug = None
-    if cfg.data != "corpus":
+    if cfg.data in ("balanced", "llm"):
         aug = functools.partial(augment_balanced, exclude=held | held_keys)
-    else:
+    elif cfg.data == "corpus":
         from sbnb.corpus import augment_example
         aug = functools.partial(augment_example, exclude=held)
     return {**out, "benchmarks": bench, "held_out": held, "augment": aug, "dir": d,
@@ -258,6 +301,23 @@ def probe_rows(rows: Sequence[dict], per_group: int) -> list[dict]:
         out.append(r)
     return out
 
+def mathinstruct_splits(cfg: ExperimentConfig) -> dict:
+    """The paper's data: MathInstruct (`cfg.data_path`, else the hub), the authors' 95/5 split (`sbnb.data.split_mathinstruct`),
+    and the training rows whose prompt is a held-out prompt (a validation row's, or any row of the evaluated benchmarks:
+    MathInstruct repeats questions across its sub-datasets) removed and counted per source. `test` is the validation
+    rows that have a final answer to score (program-of-thought rows have none)."""
+    from collections import Counter
+    from sbnb.data import load_mathinstruct, split_mathinstruct
+    from sbnb.benchmarks import load_benchmark
+    train, val = split_mathinstruct(load_mathinstruct(cfg.data_path), cfg.val_fraction, cfg.val_seed)
+    held = {r["instruction"] for r in val} | {r["instruction"] for n in cfg.benchmarks for r in load_benchmark(n)}
+    kept = [r for r in train if r["instruction"] not in held]
+    removed = dict(sorted(Counter(r["source"] for r in train if r["instruction"] in held).items()))
+    test = [r for r in val if r.get("answer")]
+    return {"train": kept, "validation": val, "test": test, "removed": removed,
+            "counts": {"rows": len(train) + len(val), "train": len(kept), "validation": len(val), "test": len(test),
+                       "removed": sum(removed.values())}}
+
 # %% ../nbs/80_experiment.ipynb #c023
 def _steps(epochs: float, n: float, batch_size: int) -> int: return max(1, math.ceil(epochs * n / batch_size))
 
@@ -266,15 +326,20 @@ def base_steps(cfg: ExperimentConfig, n: int) -> int:
     return cfg.steps or _steps(cfg.epochs, n, cfg.batch_size)
 
 def _train_config(cfg: ExperimentConfig, job: dict, optimizer: str, steps: int, out: Path, **kw):
-    "The `sbnb.train.TrainConfig` of one proxy or target run: no checkpoints, no saved model, quiet."
+    "The `sbnb.train.TrainConfig` of one proxy or target run: no checkpoints, no saved model, quiet; `batch_size` is the global batch, of `micro_batch_size` per process and pass."
     from sbnb.train import TrainConfig
     from sbnb.optim import OptimConfig
     oc = OptimConfig(name=optimizer, base="adamw", lr=cfg.lr, weight_decay=cfg.weight_decay, rho=cfg.sam_rho, muon_lr=cfg.muon_lr)
-    model = cfg.model
-    return TrainConfig(model=model, init=cfg.init, tokenizer=job.get("tokenizer"), out=str(out), optim=oc, max_steps=steps,
-                       batch_size=cfg.batch_size, max_length=cfg.max_length, prompt_style=cfg.prompt_style,
-                       warmup=max(1, int(cfg.warmup_ratio * steps)), logging_steps=max(1, steps // 10), save_steps=0,
-                       save_model=False, seed=job["seed"], bf16=cfg.bf16, progress=False, **kw)
+    world = process_rank()[1]
+    micro = cfg.micro_batch_size or cfg.batch_size // world
+    if not micro or cfg.batch_size % (micro * world):
+        raise SbnbError(f"batch_size={cfg.batch_size} (the global batch) is not a multiple of {world} processes x micro_batch_size "
+                        f"{cfg.micro_batch_size or micro}; choose batch_size or micro_batch_size to match")
+    return TrainConfig(model=cfg.model, init=cfg.init, tokenizer=job.get("tokenizer"), out=str(out), optim=oc, max_steps=steps,
+                       batch_size=micro, grad_accum=cfg.batch_size // (micro * world), max_length=cfg.max_length, truncate=cfg.truncate, prompt_style=cfg.prompt_style,
+                       scheduler=cfg.scheduler, warmup=max(1, int(cfg.warmup_ratio * steps)), max_grad_norm=cfg.max_grad_norm,
+                       logging_steps=max(1, steps // 10), save_steps=0, save_model=False, seed=job["seed"], bf16=cfg.bf16,
+                       gradient_checkpointing=cfg.gradient_checkpointing, progress=False, **kw)
 
 def _model_kwargs(cfg: ExperimentConfig) -> dict:
     "Config overrides for `tiny-char` built from scratch (its shape comes from `cfg.tiny`)."
@@ -297,26 +362,36 @@ def _quiet_loading():
     finally:
         if was: hf_logging.enable_progress_bar()
 
+def proxy_config(cfg: ExperimentConfig) -> ExperimentConfig:
+    "The config a proxy trains under: `cfg` with `model` = `proxy_model` (the same when that is None)."
+    return cfg.replace(model=cfg.proxy_model, models=()) if cfg.proxy_model else cfg
+
 def run_proxy(job: dict) -> str:
-    "Train one proxy with AdamW (a seed), recording every training example's loss `proxy_records` times; writes `traj.jsonl`."
+    """Train one proxy with AdamW (a seed), recording every training example's loss every `proxy_record_every` steps (or
+    at `proxy_records` points and the last step) from step 0; writes `traj.jsonl`."""
     from sbnb.train import train
     from sbnb.models import load_tokenizer
     from sbnb.profile import TrajectoryRecorder, ProfileConfig, trajectory_callback
     out = Path(job["out"]); done = out/"traj.jsonl"
     if done.exists(): return str(done)
-    cfg = ExperimentConfig.from_dict(job["cfg"]); _threads(job)
+    cfg = proxy_config(ExperimentConfig.from_dict(job["cfg"])); _threads(job)
     rows = read_jsonl(job["data"])
     steps = _steps(cfg.proxy_epochs, len(rows), cfg.batch_size)
     tc = _train_config(cfg, job, "adamw", steps, out/"trainer")
     tok = load_tokenizer(tc.model, tc.tokenizer)
     style = tc.prompt_style or _style(cfg)
     rec = TrajectoryRecorder(rows, tok, ProfileConfig(batch_size=cfg.eval_batch_size, max_length=cfg.max_length, style=style,
-                                                      device="auto", progress=False))
+                                                      device="auto", progress=False, truncate=cfg.truncate))
+    every = cfg.proxy_record_every or max(1, steps // cfg.proxy_records)
     t0 = time.perf_counter()
     with _quiet_loading():
-        train(tc, rows=rows, callbacks=[trajectory_callback(rec, every=max(1, steps // cfg.proxy_records))], model_kwargs=_model_kwargs(cfg))
-    if steps not in rec.steps: raise SbnbError(f"proxy {out}: no loss recorded at its last step {steps}")
-    rec.save(done, model=cfg.model, proxy_seed=job["seed"], train_seconds=round(time.perf_counter() - t0, 2))
+        train(tc, rows=rows, callbacks=[trajectory_callback(rec, every=every)], model_kwargs=_model_kwargs(cfg))
+    if cfg.proxy_record_every is None and steps not in rec.steps: raise SbnbError(f"proxy {out}: no loss recorded at its last step {steps}")
+    if len(rec.steps) < 2:
+        raise SbnbError(f"proxy {out}: losses recorded at step 0 only (every {every} of its {steps} steps); lower proxy_record_every "
+                        "or train the proxy longer (proxy_epochs)")
+    if is_main_process(): rec.save(done, model=cfg.model, proxy_seed=job["seed"], train_seconds=round(time.perf_counter() - t0, 2))
+    wait_for_everyone()  # the selection reads what rank 0 saved
     return str(done)
 
 def _style(cfg: ExperimentConfig) -> str:
@@ -367,12 +442,15 @@ def base_evaluation(job: dict) -> dict:
     if out.exists(): return read_json(out)
     cfg = ExperimentConfig.from_dict(job["cfg"]); _threads(job)
     tok = load_tokenizer(cfg.model, job.get("tokenizer"))
-    with _quiet_loading(): model = load_model(cfg.model, tok, cfg.init, **_model_kwargs(cfg)).to(default_device())  # as `train` loads it
+    import torch
+    with _quiet_loading():  # as `train` loads it (float32 weights)
+        model = load_model(cfg.model, tok, cfg.init, dtype=torch.float32, **_model_kwargs(cfg)).to(default_device())
     ok = _correct(model, tok, read_jsonl(job["eval"]), cfg)
     recorder = _probe_recorder(cfg, read_jsonl(job["probe"]), tok)
     if recorder is not None: recorder.record(model, 0)
     res = {"eval": ok, "probe": recorder.correct[0] if recorder is not None else None}
-    write_json(out, res)
+    if is_main_process(): write_json(out, res)
+    wait_for_everyone()  # every run reads what rank 0 wrote
     return res
 
 def run_target(job: dict) -> dict:
@@ -430,18 +508,22 @@ def run_target(job: dict) -> dict:
     model = keep["model"]
     cost = read_json(out/"trainer"/"cost.json")
     bench, t_bench = {}, 0.0
-    if cfg.benchmarks:
+    if cfg.benchmarks:  # every process generates (nothing waits on a barrier meanwhile); rank 0's files are kept
+        import tempfile
         from sbnb.evaluate import evaluate as evaluate_benchmarks
-        s = evaluate_benchmarks(model, tok, job["benchmarks"], out/"benchmarks", batch_size=cfg.eval_batch_size, prompt_style=_style(cfg),
-                                max_new_tokens=cfg.max_new_tokens, model_name=cfg.model, show_progress=False, joint=True)
+        with tempfile.TemporaryDirectory() as scratch:
+            s = evaluate_benchmarks(model, tok, job["benchmarks"], out/"benchmarks" if is_main_process() else Path(scratch),
+                                    batch_size=cfg.eval_batch_size, prompt_style=_style(cfg), max_new_tokens=cfg.max_new_tokens,
+                                    model_name=cfg.model, show_progress=False, joint=True)
         bench, t_bench = {n: b["accuracy"] for n, b in s["benchmarks"].items()}, s["seconds"]
     final = evals[-1]
+    part = lambda s, k: final[s][k] if s in final else None  # MathInstruct has no OOD split: the benchmarks are its OOD
     result = {"arm": arm.name, "budget": job["budget"], "seed": job["seed"], "optimizer": arm.optimizer, "data": arm.data,
               "n_rows": len(rows), "n_original": job["n_original"], "appearances_per_epoch": int(sum(counts)) if counts else len(rows),
               "steps": steps, "base_steps": job["base_steps"],
-              "final": {"test": final["test"]["mean"], "ood": final["ood"]["mean"], "test_by_source": final["test"]["by_source"],
-                        "ood_by_source": final["ood"]["by_source"], "test_by_difficulty": final["test"]["by_difficulty"],
-                        "ood_by_difficulty": final["ood"]["by_difficulty"], "benchmarks": bench,
+              "final": {"test": final["test"]["mean"], "ood": part("ood", "mean"), "test_by_source": final["test"]["by_source"],
+                        "ood_by_source": part("ood", "by_source"), "test_by_difficulty": final["test"]["by_difficulty"],
+                        "ood_by_difficulty": part("ood", "by_difficulty"), "benchmarks": bench,
                         **({"pretrain": final["pretrain"]["mean"], "pretrain_by_source": final["pretrain"]["by_source"],
                             "pretrain_step0": evals[0]["pretrain"]["mean"]} if "pretrain" in final else {})},
               "evals": evals, "sb": recorder.summary() if recorder is not None else None,
@@ -455,7 +537,8 @@ def run_target(job: dict) -> dict:
         picked = set(job["probe_selected"])
         recorder.probe = [dict(r, selected="selected" if str(r["id"]) in picked else "not selected") for r in recorder.probe]
         result["sb_selected"] = recorder.summary(group="selected", hard="selected", easy="not selected")
-    write_json(done, result)
+    if is_main_process(): write_json(done, result)
+    wait_for_everyone()
     return result
 
 def _self_selection(cfg: ExperimentConfig, rows: list[dict], tok, job: dict, timer: dict) -> tuple[list, Any]:
@@ -483,7 +566,7 @@ def _self_selection(cfg: ExperimentConfig, rows: list[dict], tok, job: dict, tim
                 sel = select(rec.rows(), cfg.upsample)
                 counts = sel.repeat_counts([str(r["id"]) for r in rows])
                 sampler.switch(counts)
-                write_json(out/"self_selection.json", {"at_step": s, "recorded_steps": rec.steps, "n_selected": len(sel),
+                if is_main_process(): write_json(out/"self_selection.json", {"at_step": s, "recorded_steps": rec.steps, "n_selected": len(sel),
                                                        "ids": sel.ids, "counts_by_source": sel.counts()})
             timer["select"] += time.perf_counter() - t0
     return [SelfSelect()], sampler
@@ -491,9 +574,10 @@ def _self_selection(cfg: ExperimentConfig, rows: list[dict], tok, job: dict, tim
 # %% ../nbs/80_experiment.ipynb #c028
 def _map(fn, jobs: list[dict], workers: int, desc: str) -> list:
     "Run `fn` over `jobs` in `workers` spawned processes (in this process when 1), with a progress bar; results in job order."
+    if process_rank()[1] > 1: workers = 1  # under a distributed launcher every process runs the same jobs in order, in itself
     if len(jobs) == 1 and workers > 1: jobs = [dict(jobs[0], threads=workers)]  # one job alone gets the workers' cores
     else: jobs = [dict(j, threads=1 if workers > 1 else j.get("threads", 1)) for j in jobs]
-    if workers <= 1 or len(jobs) <= 1: return [fn(j) for j in progress(jobs, desc=desc)]
+    if workers <= 1 or len(jobs) <= 1: return [fn(j) for j in progress(jobs, desc=desc, **({} if is_main_process() else {'disable': True}))]
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
     fn = _importable(fn)
@@ -524,25 +608,34 @@ def run_root(cfg: ExperimentConfig, out: str | Path = "results", name: str | Non
     name, out = name or cfg.preset, Path(out)
     return out if out.name == name else out/name
 
-def run_experiment(cfg: ExperimentConfig, out: str | Path = "results", name: str | None = None) -> Path:
-    "Run the whole experiment for `cfg`; returns the run folder with tables, plots, comparisons and the run record."
+def _record(root: Path, cfg, **extra):
+    "The run record of `root` on rank 0; elsewhere a stand-in with an unwritten `record` (only rank 0 writes)."
+    import types
+    return RunRecord(root, cfg, seed=None, **extra) if is_main_process() else contextlib.nullcontext(types.SimpleNamespace(record={}))
+
+def run_experiment(cfg: ExperimentConfig, out: str | Path = "results", name: str | None = None, proxy_dir: str | Path | None = None) -> Path:
+    """Run the whole experiment for `cfg`; returns the run folder with tables, plots, comparisons and the run record.
+    `proxy_dir`: where the proxies are trained and found (default: the run's cache), so that several targets share them."""
     from sbnb.select import select
     from sbnb.models import load_tokenizer
     root = run_root(cfg, out, name)
     key = experiment_key(cfg)
     work = root/"cache"/key
     work.mkdir(parents=True, exist_ok=True)
+    main = is_main_process()
     t_start = time.perf_counter()
-    with RunRecord(root, cfg, seed=None, cache_key=key) as rr:
+    with _record(root, cfg, cache_key=key) as rr:
         tok = None if cfg.model == "tiny-char" and not cfg.tokenizer else load_tokenizer(cfg.model, cfg.tokenizer)
         data = experiment_data(cfg, work, tok)
         train_rows = data["train"]
         tok_path = cfg.tokenizer or (data["tokenizer"] if cfg.model == "tiny-char" else None)
         tok = tok or load_tokenizer(cfg.model, tok_path)
         n, B = len(train_rows), base_steps(cfg, len(train_rows))
-        write_jsonl(work/"eval.jsonl", [dict(r, split=s) for s in EVAL_SPLITS for r in eval_rows(data[s], cfg.eval_per_source)])
-        write_jsonl(work/"probe.jsonl", probe_rows(train_rows, cfg.probe_per_group))
-        write_json(work/"held_out.json", sorted(data["held_out"]))
+        if main:
+            write_jsonl(work/"eval.jsonl", [dict(r, split=s) for s in EVAL_SPLITS for r in eval_rows(data[s], cfg.eval_per_source)])
+            write_jsonl(work/"probe.jsonl", probe_rows(train_rows, cfg.probe_per_group))
+            write_json(work/"held_out.json", sorted(data["held_out"]))
+        wait_for_everyone()
         common = {"cfg": cfg.to_dict(), "tokenizer": tok_path, "held_out": str(work/"held_out.json"), "eval": str(work/"eval.jsonl"),
                   "probe": str(work/"probe.jsonl"), "n_original": n, "base_steps": B, "benchmarks": data["benchmarks"]}
         if shared_start(cfg):  # every run starts from the same weights: their step-0 evaluation is computed once
@@ -552,7 +645,9 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path = "results", name: str
         sels, diag, proxies = {}, [], []
         if kinds - {"original", "self"}:  # 1-3. proxies, trajectories, selection: once per replicate (or once for all)
             reps = list(range(cfg.seeds)) if cfg.replicates == "pipeline" else [0]
-            pj = [dict(common, out=str(work/(f"proxy-r{r}-{p}" if cfg.replicates == "pipeline" else f"proxy-{p}")),
+            pc, pdir = proxy_config(cfg), Path(proxy_dir) if proxy_dir is not None else work
+            ptok = cfg.tokenizer or (data["tokenizer"] if pc.model == "tiny-char" else None)
+            pj = [dict(common, tokenizer=ptok, out=str(pdir/(f"proxy-r{r}-{p}" if cfg.replicates == "pipeline" else f"proxy-{p}")),
                        seed=proxy_seed(cfg, r, p), replicate=r, data=str(data["dir"]/"train.jsonl")) for r in reps for p in range(cfg.proxy_seeds)]
             paths = _map(run_proxy, pj, cfg.workers, "proxies")
             ans = {str(r["id"]): len(tok(r["output"], add_special_tokens=False)["input_ids"]) for r in train_rows}
@@ -566,10 +661,11 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path = "results", name: str
                 diag += [dict(d, replicate=r) for d in selection_diagnostics(sels[r], per_proxy, train_rows, ans)]
                 proxies += [dict(proxy_cost(j, p, cfg, n), replicate=r, selection_seconds=round(t_sel / len(mine), 3)) for j, p in mine]
             diag = replicate_jaccard(diag, sels)
-            write_json(root/"selection.json", sels[0].to_dict())
-            write_json(root/"selections.json", {str(r): s.to_dict() for r, s in sels.items()})
-            write_json(root/"selection_diagnostics.json", diag)
-            write_jsonl(root/"proxies.jsonl", proxies)
+            if main:
+                write_json(root/"selection.json", sels[0].to_dict())
+                write_json(root/"selections.json", {str(r): s.to_dict() for r, s in sels.items()})
+                write_json(root/"selection_diagnostics.json", diag)
+                write_jsonl(root/"proxies.jsonl", proxies)
         sel_of = lambda s: sels.get(s if cfg.replicates == "pipeline" else 0)
         probe_ids = {str(r["id"]) for r in read_jsonl(common["probe"])}
         jobs = []  # 4. every arm, budget and seed
@@ -579,7 +675,9 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path = "results", name: str
                 rows, counts = arm_data(arm.data, train_rows, sel, seed=s, augment=data["augment"])
                 check_no_leak(rows, data["held_out"], f"{a} (seed {s})")
                 f = data["dir"]/"train.jsonl"
-                if arm.data == "augment": write_jsonl(f := work/f"data-augment-s{s}.jsonl", rows)
+                if arm.data == "augment":
+                    f = work/f"data-augment-s{s}.jsonl"
+                    if main: write_jsonl(f, rows)
                 steps = B if b == "steps" else _steps(cfg.epochs if not cfg.steps else B * cfg.batch_size / n, _epoch_size(a, train_rows, sel, s, data), cfg.batch_size)
                 jobs.append(dict(common, out=str(work/"runs"/f"{a}__{b}__s{s}".replace("+", "_")), arm=a, budget=b, seed=s,
                                  data=str(f), counts=counts, steps=steps,
@@ -587,14 +685,19 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path = "results", name: str
         # longest first: steps (x2 for SAM), then Muon (Newton-Schulz) and up-self (loss recording) before the rest
         cost = lambda j: (j["steps"] * (2 if ARMS[j["arm"]].optimizer == "sam" else 1), ARMS[j["arm"]].optimizer == "muon" or ARMS[j["arm"]].data == "self")
         jobs.sort(key=cost, reverse=True)
+        wait_for_everyone()  # the augmented data rank 0 wrote
         results = _map(run_target, jobs, cfg.workers, "target runs")
         results.sort(key=lambda r: (list(ARMS).index(r["arm"]), r["budget"], r["seed"]))
-        write_jsonl(root/"runs.jsonl", results)
         wall = round((time.perf_counter() - t_start) / 60, 2)
-        write_report(root, results, diag, cfg.to_dict(), wall, sels.get(0), proxies)  # 5-6. tables, comparisons, plots
-        first = Path(jobs[0]["out"])/"trainer"/"run.json"  # the model as every run resolved it: name/folder/.gguf, size
-        rr.record.update(data_counts={s: len(data[s]) for s in ("train",) + EVAL_SPLITS}, base_steps=B, n_runs=len(results),
-                         wall_minutes=wall, model=read_json(first).get("model") if first.exists() else None)
+        if main:  # 5-6. tables, comparisons, plots: rank 0 only
+            write_jsonl(root/"runs.jsonl", results)
+            write_report(root, results, diag, cfg.to_dict(), wall, sels.get(0), proxies)
+            first = Path(jobs[0]["out"])/"trainer"/"run.json"  # the model as every run resolved it: name/folder/.gguf, size
+            made = {k: v for k, v in read_json(data["dir"]/"done.json").items() if k != "config"}  # e.g. MathInstruct's counts
+            rr.record.update(data_counts={s: len(data[s]) for s in ("train",) + EVAL_SPLITS}, base_steps=B, n_runs=len(results),
+                             wall_minutes=wall, model=read_json(first).get("model") if first.exists() else None,
+                             **({"data_made": made} if made else {}))
+    wait_for_everyone()
     return root
 
 def proxy_seed(cfg: ExperimentConfig, replicate: int, p: int) -> int:
@@ -622,6 +725,270 @@ def _epoch_size(arm: str, rows, sel, seed: int, data) -> int:
     kind = "upsample" if arm == "adamw" else ARMS[arm].data
     r, c = arm_data(kind, rows, sel, seed=seed, augment=data["augment"])
     return int(sum(c)) if c is not None else len(r)
+
+# %% ../nbs/80_experiment.ipynb #c028b
+PROXY_FIELDS = ("data", "data_path", "val_fraction", "val_seed", "balanced", "corpus", "gsm8k_train", "benchmarks", "init", "tokenizer",
+                "prompt_style", "max_length", "truncate", "batch_size", "lr", "warmup_ratio", "weight_decay", "scheduler",
+                "max_grad_norm", "bf16", "gradient_checkpointing", "eval_batch_size", "seeds", "replicates", "proxy_model",
+                "proxy_seeds", "proxy_epochs", "proxy_records", "proxy_record_every")  # what a proxy's trajectories depend on
+
+def proxy_key(cfg: ExperimentConfig) -> str:
+    "A hash of the fields the proxies depend on (`PROXY_FIELDS`: data, proxy model and recipe), the commit and the code: targets that agree on it share proxies."
+    import sbnb
+    code = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(Path(sbnb.__file__).parent.glob("*.py")))).hexdigest()
+    d = cfg.to_dict()
+    blob = json.dumps({"proxy": {k: d[k] for k in PROXY_FIELDS}, "commit": git_commit().get("commit"), "code": code}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+def model_dirname(model: str) -> str:
+    "The sub-folder of a target: its registered name, or a folder's / file's name."
+    return Path(model).name if ("/" in model or model.endswith(".gguf")) else model
+
+def run_models(cfg: ExperimentConfig, out: str | Path = "results", name: str | None = None) -> Path:
+    """Every target of `cfg.models` as a complete experiment (its own data cache, runs, comparisons, summary and run
+    record) under OUT/NAME/<model>; with `proxy_model` set, one proxy set in OUT/NAME/proxies/<key> serves them all.
+    Writes OUT/NAME/run.json and a summary.md that gathers the targets'. Without `models`, `run_experiment`."""
+    if not cfg.models: return run_experiment(cfg, out, name)
+    root, t0, done = run_root(cfg, out, name), time.perf_counter(), {}
+    root.mkdir(parents=True, exist_ok=True)
+    with _record(root, cfg, models=list(cfg.models)) as rr:
+        for m in cfg.models:
+            sub = cfg.replace(model=m, models=())
+            pdir = root/"proxies"/proxy_key(sub) if sub.proxy_model else None
+            done[m] = run_experiment(sub, root, model_dirname(m), proxy_dir=pdir)
+        if is_main_process():
+            demote = lambda md: "\n".join("#" + l if l.startswith("#") else l for l in md.splitlines())
+            atomic_write(root/"summary.md", f"# sbnb experiment: preset `{cfg.preset}`, {len(done)} target{'s' * (len(done) != 1)}\n\n" + "".join(
+                f"{demote((p/'summary.md').read_text())}\n\n(run folder: `{p.name}/`)\n\n" for p in done.values()))
+            rr.record.update(runs={m: p.name for m, p in done.items()}, wall_minutes=round((time.perf_counter() - t0) / 60, 2))
+    return root
+
+# %% ../nbs/80_experiment.ipynb #c028e
+GPUS: dict[str, tuple[float, float]] = {  # name: (peak dense bf16 TFLOP/s, memory GiB): vendor datasheets, dense bf16 (no sparsity)
+    "h100": (989.0, 80), "h200": (989.0, 141), "b200": (2250.0, 180), "a100": (312.0, 80), "a100-40gb": (312.0, 40),
+    "l40s": (362.0, 48), "a10": (125.0, 24), "rtx4090": (165.0, 24)}
+GPU_SOURCE = "vendor datasheet, dense bf16 (no sparsity); memory: the nominal capacity"
+MEMORY_RULE = ("training: float32 weights 4 B + float32 gradients 4 B + bf16 autocast copies 2 B per parameter; optimizer states "
+               "AdamW 8 B (m, v), Muon 4 B (momentum) on the hidden matrices and AdamW's 8 B on the rest, SAM AdamW's 8 B + 4 B "
+               "(w before the ascent); activations in bf16 per layer 34·s·b·h B (Korthikanti et al. 2022, without the 5·a·s²·b "
+               "attention scores that fused SDPA kernels do not store), with gradient checkpointing (sbnb's default on a GPU) "
+               "2·s·b·h B per layer plus one layer's 34·s·b·h; logits s·b·V·10 B (bf16, their float32 copy and its gradient); "
+               "s = max_length, b = micro_batch_size (else batch_size). Evaluation: float32 weights + a float32 KV cache of 2·L·kv_heads·head_dim·"
+               "(prompt + new tokens)·eval_batch_size·4 B + one step's logits")
+
+@functools.lru_cache(maxsize=None)
+def _arch(model: str) -> dict | None:
+    "Parameters (all, and Muon's hidden matrices) and shape of `model`, built on the meta device from its shipped config or a folder's config.json; None for a .gguf file."
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+    from sbnb.models import MODELS, model_config, model_folder
+    from sbnb.optim import split_muon_params
+    if model in MODELS: c = model_config(model)
+    elif Path(model).is_dir(): c = AutoConfig.from_pretrained(str(model_folder(model)))
+    else: return None
+    with torch.device("meta"): m = AutoModelForCausalLM.from_config(c)
+    t = c.get_text_config() if hasattr(c, "get_text_config") else c
+    heads = t.num_attention_heads
+    return dict(params=sum(p.numel() for p in m.parameters()), muon_params=sum(p.numel() for _, p in split_muon_params(m)[0]),
+                layers=t.num_hidden_layers, hidden=t.hidden_size, heads=heads, kv_heads=getattr(t, "num_key_value_heads", None) or heads,
+                head_dim=getattr(t, "head_dim", None) or t.hidden_size // heads, vocab=t.vocab_size)
+
+def train_memory_gib(arch: dict, optimizer: str, batch: int, seq: int, checkpointing: bool = True) -> float:
+    "Estimated peak GiB of one training process (`MEMORY_RULE`)."
+    P, h, L = arch["params"], arch["hidden"], arch["layers"]
+    states = {"adamw": 8 * P, "muon": 4 * arch["muon_params"] + 8 * (P - arch["muon_params"]), "sam": 12 * P}[optimizer]
+    layer = 34 * seq * batch * h
+    acts = (L * 2 * seq * batch * h + layer) if checkpointing else L * layer
+    return (10 * P + states + acts + 10 * seq * batch * arch["vocab"]) / 2**30
+
+def eval_memory_gib(arch: dict, batch: int, tokens: int) -> float:
+    "Estimated peak GiB of batched greedy generation with float32 weights (`MEMORY_RULE`)."
+    kv = 2 * arch["layers"] * arch["kv_heads"] * arch["head_dim"] * tokens * batch * 4
+    return (4 * arch["params"] + kv + 4 * batch * arch["vocab"]) / 2**30
+
+def _local_tokenizer(model: str, cfg: ExperimentConfig):
+    "`model`'s tokenizer from local files only (shipped, a folder, or the Hugging Face cache), else None: the plan never goes online."
+    from sbnb.models import MODELS, load_tokenizer
+    spec = MODELS.get(model)
+    try:
+        if cfg.tokenizer or spec is None or not spec.hub_id or spec.tokenizer: return load_tokenizer(model, cfg.tokenizer)
+        from huggingface_hub import try_to_load_from_cache
+        from transformers import AutoTokenizer
+        f = try_to_load_from_cache(spec.hub_id, "tokenizer_config.json")
+        return AutoTokenizer.from_pretrained(str(Path(f).parent)) if isinstance(f, str) else None
+    except (SbnbError, OSError, ValueError): return None
+
+def _weights_cached(hub_id: str) -> bool:
+    "Whether the Hugging Face cache holds `hub_id`'s config and weights (one safetensors file or its index); no network."
+    from huggingface_hub import try_to_load_from_cache
+    has = lambda f: isinstance(try_to_load_from_cache(hub_id, f), str)
+    return has("config.json") and (has("model.safetensors") or has("model.safetensors.index.json"))
+
+def _plan_rows(cfg: ExperimentConfig) -> tuple[list[dict] | None, dict]:
+    "The training rows the plan counts (a given or cached MathInstruct, or generated data) and where they came from; None: the stated size."
+    if cfg.data == "mathinstruct":
+        from sbnb.data import load_mathinstruct, split_mathinstruct, MATHINSTRUCT_ROWS
+        path = cfg.data_path
+        if path is None:
+            from huggingface_hub import try_to_load_from_cache
+            f = try_to_load_from_cache("TIGER-Lab/MathInstruct", "MathInstruct.json", repo_type="dataset")
+            path = f if isinstance(f, str) else None
+        if path is None:
+            n_val = math.ceil(cfg.val_fraction * MATHINSTRUCT_ROWS)
+            return None, {"source": f"the stated size of TIGER-Lab/MathInstruct ({MATHINSTRUCT_ROWS:,} rows; 14 sources assumed)",
+                          "train": MATHINSTRUCT_ROWS - n_val, "test": n_val, "sources": 14}
+        train, val = split_mathinstruct(load_mathinstruct(path), cfg.val_fraction, cfg.val_seed)
+        return train, {"source": str(path), "train": len(train), "test": sum(1 for r in val if r.get("answer")),
+                       "sources": len({r["source"] for r in train})}
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:  # generated data: seconds, offline
+        data = experiment_data(cfg.replace(benchmarks=()), d)
+    return data["train"], {"source": f"generated ({cfg.data})", "train": len(data["train"]), "test": len(data["test"]),
+                           "sources": len({r["source"] for r in data["train"]})}
+
+def _mean_tokens(rows: Sequence[dict] | None, model: str, cfg: ExperimentConfig) -> tuple[float, str]:
+    "Mean tokens per training example (prompt + response + end token, at most max_length) of `model`, and how it was found."
+    if rows is None: return float(cfg.mean_tokens), "assumed: the config's mean_tokens"
+    import random
+    from sbnb.benchmarks import format_prompt
+    sample = rows if len(rows) <= 2000 else random.Random(0).sample(list(rows), 2000)
+    style = _style(cfg.replace(model=model, models=()))
+    texts = [format_prompt(r, style) + r["output"] for r in sample]
+    tok = _local_tokenizer(model, cfg)
+    if tok is not None:
+        n = [min(cfg.max_length, len(tok(t)["input_ids"]) + 1) for t in texts]
+        return float(np.mean(n)), f"counted with {model}'s tokenizer on {len(sample)} rows"
+    n = [min(cfg.max_length, math.ceil(len(t) / 4)) for t in texts]
+    return float(np.mean(n)), f"characters / 4 on {len(sample)} rows ({model}'s tokenizer is not available offline)"
+
+def plan(cfg: ExperimentConfig, gpu: str = "h100", mfu: float = 0.35, eval_mfu: float = 0.05, eval_prompt_tokens: int = 150,
+         upsampled_extra: float = 0.41) -> dict:
+    """Every run of `cfg` (proxies, their loss recording, each target x arm x budget x seed, each run's evaluation) with
+    its parameters, steps, tokens, FLOPs (6 x params x tokens to train, 2 x params x tokens forward), GPU-hours on `gpu`
+    at `mfu` (`eval_mfu` for generation, which is memory-bound) and per-GPU memory; offline, nothing trained or downloaded."""
+    from sbnb.models import MODELS, models_dir
+    from sbnb.benchmarks import SOURCES
+    if gpu not in GPUS: raise SbnbError(f"unknown gpu {gpu!r}{_suggest(gpu, GPUS)}; valid: {', '.join(GPUS)}")
+    if not (0 < mfu <= 1 and 0 < eval_mfu <= 1): raise SbnbError(f"mfu and eval_mfu must be in (0, 1], got {mfu} and {eval_mfu}")
+    peak, mem = GPUS[gpu]
+    targets = list(cfg.models) or [cfg.model]
+    rows, data = _plan_rows(cfg)
+    n, bs = data["train"], cfg.batch_size
+    mb = cfg.micro_batch_size or bs  # one GPU: the whole batch in one pass unless micro-batched
+    B = cfg.steps or _steps(cfg.epochs, n, bs)
+    runs, models, tokens_of = [], {}, {}
+    def model_info(m, role):
+        if m not in models:
+            spec, a = MODELS.get(m), _arch(m)
+            tokens_of[m] = _mean_tokens(rows, m, cfg)
+            models[m] = {"name": m, "roles": [], "hub_id": spec.hub_id if spec else None, "params": a["params"] if a else None,
+                         "config": str(models_dir()/spec.config/"config.json") if spec else (m if a else None),
+                         "config_shipped": bool(spec and (models_dir()/spec.config/"config.json").is_file()),
+                         "weights_cached": _weights_cached(spec.hub_id) if spec and spec.hub_id else None,
+                         "mean_tokens": round(tokens_of[m][0], 1), "tokens_from": tokens_of[m][1]}
+        if role not in models[m]["roles"]: models[m]["roles"].append(role)
+        return _arch(m), tokens_of[m][0]
+    def row(name, role, model, arch, steps, tokens, memory, kind="train", **kw):
+        "kind: train (6 x params x tokens at mfu), forward (loss recording, teacher forcing: 2 x, at mfu) or decode (generation: 2 x, at eval_mfu)."
+        P, tokens = (arch["params"] if arch else None), int(round(tokens))
+        flops = (6 if kind == "train" else 2) * P * tokens if P else None
+        hours = flops / (peak * 1e12 * (eval_mfu if kind == "decode" else mfu)) / 3600 if flops else None
+        runs.append(dict(name=name, role=role, model=model, kind=kind, params=P, steps=steps, tokens=tokens, flops=flops,
+                         gpu_hours=hours, memory_gib=None if memory is None else round(memory, 2),
+                         fits=None if memory is None else bool(memory <= mem), **kw))
+    gen = cfg.eval_mode == "generate"
+    n_eval = min(data["test"], cfg.eval_per_source * data["sources"]) if cfg.eval_per_source else data["test"]
+    bench = sum(min(SOURCES[b].rows, cfg.benchmark_limit or SOURCES[b].rows) for b in cfg.benchmarks if b in SOURCES)
+    shared_proxies = cfg.proxy_model is not None
+    reps = list(range(cfg.seeds)) if cfg.replicates == "pipeline" else [0]
+    def proxies(pm, prefix):
+        a, mt = model_info(pm, "proxy")
+        sp = _steps(cfg.proxy_epochs, n, bs)
+        every = cfg.proxy_record_every or max(1, sp // cfg.proxy_records)
+        records = sp // every + 1 + (1 if cfg.proxy_record_every is None and sp % every else 0)  # step 0 (and the last step)
+        for r in reps:
+            for p in range(cfg.proxy_seeds):
+                nm = f"{prefix}proxy-r{r}-{p}"
+                row(nm, "proxy", pm, a, sp, sp * bs * mt, train_memory_gib(a, "adamw", mb, cfg.max_length) if a else None,
+                    optimizer="adamw", seed=proxy_seed(cfg, r, p))
+                row(f"{nm}/record", "eval", pm, a, records, records * n * mt, eval_memory_gib(a, cfg.eval_batch_size, cfg.max_length) if a else None,
+                    kind="forward", what=f"losses of all {n:,} training examples at {records} points")
+    if shared_proxies and any(ARMS[x].data not in ("original", "self") for x in cfg.arms): proxies(cfg.proxy_model, "")
+    for m in targets:
+        a, mt = model_info(m, "target")
+        pre = f"{m}/" if len(targets) > 1 else ""
+        if not shared_proxies and any(ARMS[x].data not in ("original", "self") for x in cfg.arms): proxies(m, pre)
+        shared0 = shared_start(cfg.replace(model=m, models=()))
+        ev_tok = (eval_prompt_tokens + cfg.max_new_tokens) if gen else mt
+        if shared0 and n_eval:
+            row(f"{pre}step0-eval", "eval", m, a, 0, n_eval * ev_tok, eval_memory_gib(a, cfg.eval_batch_size, ev_tok) if a else None,
+                kind="decode" if gen else "forward", what=f"{n_eval} validation items at step 0, once for every run")
+        for arm, budget in run_names(cfg.arms, cfg.budgets):
+            opt = ARMS[arm].optimizer
+            steps = B if budget == "steps" else math.ceil(B * (1 + upsampled_extra))
+            passes = 2 if opt == "sam" else 1
+            for s in range(cfg.seeds):
+                nm = f"{pre}{arm}__{budget}__s{s}"
+                row(nm, "target", m, a, steps, steps * bs * mt * passes, train_memory_gib(a, opt, mb, cfg.max_length) if a else None,
+                    arm=arm, budget=budget, seed=s, optimizer=opt, passes=passes)
+                points = len(eval_grid(B, steps, cfg.evals)) + (0 if shared0 else 1)
+                toks = points * n_eval * ev_tok + bench * (eval_prompt_tokens + cfg.max_new_tokens)
+                row(f"{nm}/eval", "eval", m, a, points, toks, eval_memory_gib(a, cfg.eval_batch_size, ev_tok) if a else None,
+                    kind="decode" if gen or bench else "forward",
+                    what=f"{n_eval} validation items at {points} points" + (f"; {bench} benchmark items" if bench else ""))
+    total = sum(r["gpu_hours"] or 0 for r in runs)
+    by_model = {m: round(sum(r["gpu_hours"] or 0 for r in runs if r["model"] == m), 2) for m in models}
+    return {"preset": cfg.preset, "gpu": {"name": gpu, "peak_tflops": peak, "memory_gib": mem, "source": GPU_SOURCE},
+            "mfu": mfu, "eval_mfu": eval_mfu, "total_gpu_hours": round(total, 2), "gpu_hours_by_model": by_model,
+            "gpu_hours_by_role": {k: round(sum(r["gpu_hours"] or 0 for r in runs if r["role"] == k), 2) for k in ("proxy", "target", "eval")},
+            "data": {**data, "steps_B": B, "batch_size": bs},
+            "assumptions": {"mfu": f"{mfu} of peak for training and the proxies' loss recording (an assumption; --mfu)",
+                            "eval_mfu": f"{eval_mfu} of peak for generation (an assumption: batched decoding is memory-bound; --eval-mfu)",
+                            "eval_prompt_tokens": eval_prompt_tokens, "generated_tokens": f"max_new_tokens={cfg.max_new_tokens} for every item (an upper bound)",
+                            "equal_epochs_steps": f"B x (1 + {upsampled_extra}): the upsampled epoch, {upsampled_extra:.0%} longer as in the authors' setting",
+                            "flops": "6 x params x tokens to train (x2 passes for SAM, counted in tokens), 2 x params x tokens forward; "
+                                     "attention's and Newton-Schulz's FLOPs left out", "scaling": "GPU-hours add up over GPUs (ideal data parallelism)",
+                            "memory": MEMORY_RULE},
+            "models": list(models.values()), "weights_missing": [x["hub_id"] for x in models.values() if x["weights_cached"] is False],
+            "configs_missing": [x["name"] for x in models.values() if x["hub_id"] and not x["config_shipped"]],
+            "runs": runs, "config": cfg.to_dict()}
+
+def plan_markdown(p: dict) -> str:
+    "The plan as tables: per model and kind of run, then the totals, the models, and what is not yet in the local cache."
+    groups: dict[tuple, dict] = {}
+    order = {m["name"]: i for i, m in enumerate(p["models"])}
+    for r in sorted(p["runs"], key=lambda r: (order[r["model"]], ("proxy", "target", "eval").index(r["role"]))):
+        what = r.get("arm", "proxy" if r["role"] == "proxy" else r["name"].rsplit("/", 1)[-1].split("__")[0])
+        if r["role"] == "eval": what = "record losses" if r["name"].endswith("/record") else ("step-0 eval" if "step0" in r["name"] else "eval (end of run)")
+        k = (r["model"], r["role"], what, r.get("budget", ""))
+        g = groups.setdefault(k, dict(runs=0, steps=r["steps"], tokens=r["tokens"], hours=0.0, mem=r["memory_gib"], fits=r["fits"]))
+        g["runs"] += 1; g["hours"] += r["gpu_hours"] or 0
+    fmt = lambda x: "—" if x is None else f"{x:,.1f}" if isinstance(x, float) else f"{x:,}"
+    lines = [f"Plan for preset `{p['preset']}` on {p['gpu']['name']} ({p['gpu']['peak_tflops']:g} TFLOP/s dense bf16, "
+             f"{p['gpu']['memory_gib']:g} GiB) at MFU {p['mfu']} (training) and {p['eval_mfu']} (generation): "
+             f"**{p['total_gpu_hours']:,.1f} GPU-hours**", "",
+             "| model | role | run | budget | runs | steps each | tokens each | GPU-h (all) | memory GiB | fits |", "|---|---|---|---|---:|---:|---:|---:|---:|---|"]
+    for (m, role, what, budget), g in groups.items():
+        lines.append(f"| {m} | {role} | {what} | {budget} | {g['runs']} | {g['steps']:,} | {g['tokens']:,} | {g['hours']:,.2f} | "
+                     f"{fmt(g['mem'])} | {'—' if g['fits'] is None else 'yes' if g['fits'] else 'NO'} |")
+    lines += ["", "| model | roles | params | mean tokens per example | GPU-h | weights in the local cache |", "|---|---|---:|---|---:|---|"]
+    for x in p["models"]:
+        lines.append(f"| {x['name']} | {', '.join(x['roles'])} | {fmt(x['params'])} | {x['mean_tokens']:g} ({x['tokens_from']}) | "
+                     f"{p['gpu_hours_by_model'][x['name']]:,.2f} | {'—' if x['weights_cached'] is None else 'yes' if x['weights_cached'] else 'no'} |")
+    d = p["data"]
+    lines += ["", f"Data: {d['train']:,} training rows, {d['test']:,} validation items ({d['source']}); B = {d['steps_B']:,} steps of "
+              f"{d['batch_size']} examples. GPU-hours by role: " + ", ".join(f"{k} {v:,.2f}" for k, v in p["gpu_hours_by_role"].items()) + "."]
+    if p["weights_missing"]: lines.append("Weights not yet in the local cache: " + ", ".join(p["weights_missing"]) +
+                                          " (`hf download ID` on a machine with hub access).")
+    if p["configs_missing"]: lines.append("No shipped config for: " + ", ".join(p["configs_missing"]) + ".")
+    return "\n".join(lines) + "\n"
+
+def write_plan(cfg: ExperimentConfig, out: str | Path, **kw) -> Path:
+    "Write `plan(cfg, **kw)` to OUT/plan.json and OUT/plan.md; returns the JSON's path."
+    p = plan(cfg, **kw)
+    write_json(Path(out)/"plan.json", p)
+    atomic_write(Path(out)/"plan.md", plan_markdown(p))
+    return Path(out)/"plan.json"
 
 # %% ../nbs/80_experiment.ipynb #c035
 PILOT_LRS = {"adamw": (1e-4, 3e-4, 1e-3, 3e-3, 1e-2), "muon": (3e-4, 1e-3, 3e-3, 1e-2, 3e-2)}
@@ -737,6 +1104,10 @@ def build_base(cfg: BaseConfig | None = None, out: str | Path | None = None, thr
 
 # %% ../nbs/80_experiment.ipynb #c040
 _EXAMPLES = """examples:
+  sbnb experiment --preset paper --plan --out plan          # the paper's protocol: every run, FLOPs, GPU-hours, memory (offline, seconds)
+  sbnb experiment --preset paper --model qwen3-0.6b-base    # the paper's protocol for one target (a GPU and the hub)
+  sbnb data mathinstruct-like --out mi.json && sbnb experiment --preset paper --model tiny-qwen3 --set proxy_model=tiny-pythia --set data_path=mi.json
+                                                            # the same protocol on the tiny twins and a stand-in for MathInstruct (CPU)
   sbnb experiment --preset smoke --out /tmp/sbnb            # every arm in seconds: the plumbing
   sbnb experiment                                           # the CPU default into results/default (the deciding arms)
   sbnb experiment --preset full                             # every arm and the equal-epochs pair
@@ -759,8 +1130,11 @@ def add_cli(sub, common):
     p.add_argument("--preset", choices=list(ExperimentConfig.PRESETS), default="default",
                    help="default: the CPU experiment, the deciding arms (adamw, adamw+up, adamw+random, adamw+oracle); full: "
                         "every arm and the equal-epochs pair; smoke: every arm in seconds, numbers meaningless; llm-smoke: "
-                        "SmolLM2-135M on a CPU (minutes); llm-gpu: one GPU; legacy: the first round's")
-    p.add_argument("--model", default=None, help=f"model to fine-tune: a registered name, model folder or .gguf file (default: the preset's; {d.model} for default)")
+                        "SmolLM2-135M on a CPU (minutes); llm-gpu: one GPU; paper: the paper's protocol (MathInstruct, a Pythia-70M "
+                        "proxy, Phi-2, Llama-3.2-1B, Gemma-3-1B-pt and Qwen3-0.6B-Base, the six benchmarks; GPUs: see --plan); "
+                        "legacy: the first round's")
+    p.add_argument("--model", default=None, help=f"model to fine-tune: a registered name, model folder or .gguf file (default: the preset's; "
+                   f"{d.model} for default); narrows a preset with several targets (paper) to this one")
     p.add_argument("--seeds", type=int, default=None, help=f"target seeds per arm (default: the preset's; {d.seeds} for default)")
     p.add_argument("--workers", type=int, default=None, help=f"parallel single-thread worker processes (default: the preset's; {d.workers})")
     p.add_argument("--out", default="results", help="results folder; the run goes to OUT/NAME (or OUT itself when it ends in NAME)")
@@ -772,6 +1146,13 @@ def add_cli(sub, common):
     p.add_argument("--report", default=None, metavar="RUN_DIR",
                    help="recompute the tables, comparisons, plots and summary of a finished run folder (no training)")
     p.add_argument("--build-base", action="store_true", help="pretrain tiny-char-base (the default's base model) into data/models")
+    p.add_argument("--plan", action="store_true", help="write OUT/plan.json and plan.md instead of running: every run with its steps, "
+                   "tokens, FLOPs, GPU-hours at --mfu on --gpu and memory per GPU, and which weights are not in the local cache (offline)")
+    p.add_argument("--gpu", default="h100", choices=list(GPUS), help="--plan: the GPU (its peak dense bf16 TFLOP/s and memory)")
+    p.add_argument("--mfu", type=float, default=0.35, help="--plan: the assumed model FLOPs utilization of training")
+    p.add_argument("--eval-mfu", type=float, default=0.05, help="--plan: the assumed utilization of generation (memory-bound)")
+    p.add_argument("--set", action="append", default=None, metavar="KEY=VALUE", help="a config override (repeatable); the same as a "
+                   "KEY=VALUE argument, e.g. --set data_path=mi.json")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. seeds=3 lr=3e-4 balanced.n_train=1000")
     p.set_defaults(func=_experiment_cmd)
 
@@ -790,20 +1171,26 @@ def _experiment_cmd(args) -> int:
     if args.config:
         try: cfg = cfg.override(_flatten(read_mapping(args.config)))
         except SbnbError as e: raise SbnbError(f"{args.config}: {e}") from None
-    ov = list(args.overrides) + [f"{k}={v}" for k, v in (("seeds", args.seeds), ("workers", args.workers), ("model", args.model)) if v is not None]
+    ov = list(args.overrides) + list(args.set or []) + [f"{k}={v}" for k, v in (("seeds", args.seeds), ("workers", args.workers),
+                                                                               ("model", args.model)) if v is not None]
     cfg = cfg.override(ov)
+    if args.model is not None and cfg.models: cfg = cfg.replace(models=(args.model,))  # --model narrows the targets to one
     if args.report:
         print(report(args.report)); print(f"wrote the report of {args.report}"); return 0
     if args.build_base:
         out = build_base()
         print(f"wrote {out}"); return 0
+    if args.plan:
+        check_outputs([args.out])
+        f = write_plan(cfg, args.out, gpu=args.gpu, mfu=args.mfu, eval_mfu=args.eval_mfu)
+        print((Path(args.out)/"plan.md").read_text()); print(f"wrote {f}"); return 0
     root = run_root(cfg, args.out, args.name)
     check_outputs([root])
+    if args.pilot and cfg.models: raise SbnbError(f"--pilot trains one model; this preset has {len(cfg.models)} targets: choose one with --model")
     if args.pilot:
         root = run_pilot(cfg, args.out, args.name, parse_pilot_lrs(args.pilot_lrs) if args.pilot_lrs else None)
         stem = pilot_stem(cfg)
         print((root/f"{stem}.md").read_text()); print(f"wrote {root/stem}.json"); return 0
-    root = run_experiment(cfg, args.out, args.name)
-    print((root/"summary.md").read_text())
-    print(f"wrote {root}")
+    root = run_models(cfg, args.out, args.name)
+    if is_main_process(): print((root/"summary.md").read_text()); print(f"wrote {root}")
     return 0

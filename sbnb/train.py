@@ -54,6 +54,7 @@ class TrainConfig(Config):
     logging_steps: int = 10
     bf16: bool | None = None         # None: on iff a CUDA GPU supports it
     gradient_checkpointing: bool | None = None  # None: on iff a CUDA GPU is present
+    weights_dtype: Literal["float32", "auto"] = "float32"  # float32: mixed precision keeps float32 weights; auto: the checkpoint's dtype
     seed: int = 42
     resume: str | None = None        # a checkpoint folder, or "last" for the newest checkpoint-* in out
 
@@ -259,7 +260,7 @@ def train(cfg: TrainConfig, rows: Sequence[dict] | None = None, counts: Sequence
     tok = load_tokenizer(cfg.model, cfg.tokenizer, cfg.data or None)
     style = cfg.prompt_style or (MODELS[cfg.model].prompt_style if cfg.model in MODELS else "alpaca")
     data, truncated = tokenize_rows(rows, tok, cfg.max_length, style, truncate=cfg.truncate)
-    model = load_model(cfg.model, tok, cfg.init, **(model_kwargs or {}))
+    model = load_model(cfg.model, tok, cfg.init, dtype=torch.float32 if cfg.weights_dtype == "float32" else None, **(model_kwargs or {}))
     out.mkdir(parents=True, exist_ok=True)
     record = RunRecord(out, cfg, cfg.seed, model=model_record(model, cfg.model, cfg.init)) if main else contextlib.nullcontext(None)
     with record as rec:  # files from rank 0 only

@@ -94,10 +94,16 @@ def test_rerun_reuses_finished_parts(smoke):
     assert not (smoke / "smoke").exists()  # --out ending in the run's name is not nested again
 
 @pytest.mark.parametrize("preset", list(E.ExperimentConfig.PRESETS))
-def test_no_arm_of_any_preset_trains_on_a_held_out_prompt(preset, tmp_path):
-    "Every arm's training rows (repeats, random picks, augmented variants: each seed's draw) avoid every held-out prompt."
+def test_no_arm_of_any_preset_trains_on_a_held_out_prompt(preset, tmp_path, monkeypatch, sample_benchmarks):
+    """Every arm's training rows (repeats, random picks, augmented variants: each seed's draw) avoid every held-out prompt.
+    The paper's MathInstruct comes from a generated MathInstruct-shaped file, its benchmarks from the shipped sample."""
     from sbnb.select import select
     cfg = E.ExperimentConfig.from_preset(preset)
+    if cfg.data == "mathinstruct":
+        from sbnb.data import mathinstruct_like
+        (tmp_path / "mi.json").write_text(json.dumps(mathinstruct_like(300)))
+        monkeypatch.setenv("SBNB_BENCHMARKS", str(sample_benchmarks))
+        cfg = cfg.replace(data_path=str(tmp_path / "mi.json"))
     if cfg.data == "llm":
         import os
         if not os.environ.get("SBNB_BENCHMARKS"): pytest.skip("real benchmark files (GSM8K train): set SBNB_BENCHMARKS")
@@ -178,3 +184,90 @@ def test_pilot_applies_the_b_to_2b_rule_on_every_source(tmp_path):
     assert p["on_edge"] == {o: p["picked"][o] in (1e-3, 3e-3) for o in ("adamw", "muon")}
     md = (tmp_path / "smoke" / "pilot.md").read_text()
     assert "meets the rule" in md and f"B = {B} steps" in md
+
+
+# ---------------------------------------------------------------- the paper's protocol
+def test_paper_plan_is_offline_and_adds_up(tmp_path, capsys):
+    "`sbnb experiment --preset paper --plan --out DIR`: every run of the four targets and the proxy, FLOPs = 6 (or 2) x params x tokens."
+    import math
+    assert main(["experiment", "--preset", "paper", "--plan", "--out", str(tmp_path)]) == 0
+    assert "GPU-hours" in capsys.readouterr().out
+    p = read_json(tmp_path / "plan.json")
+    assert {"gpu", "mfu", "total_gpu_hours", "runs", "models", "weights_missing"} <= set(p)
+    assert p["gpu"] == {"name": "h100", "peak_tflops": 989.0, "memory_gib": 80, "source": E.GPU_SOURCE} and p["mfu"] == 0.35
+    assert {m["name"] for m in p["models"]} == {"phi-2", "llama-3.2-1b", "gemma-3-1b-pt", "qwen3-0.6b-base", "pythia-70m"}
+    assert all(m["config_shipped"] for m in p["models"]) and p["configs_missing"] == []
+    for r in p["runs"]:
+        assert {"name", "role", "model", "params", "steps", "tokens", "flops", "gpu_hours", "memory_gib", "fits"} <= set(r)
+        assert r["role"] in ("proxy", "target", "eval")
+        assert r["flops"] == (6 if r["kind"] == "train" else 2) * r["params"] * r["tokens"]
+    assert math.isclose(p["total_gpu_hours"], sum(r["gpu_hours"] for r in p["runs"]), abs_tol=0.01)
+    cfg = E.ExperimentConfig.from_preset("paper")
+    assert sum(r["role"] == "target" for r in p["runs"]) == 4 * len(E.run_names(cfg.arms, cfg.budgets)) * cfg.seeds
+    assert {r["model"] for r in p["runs"] if r["role"] == "proxy"} == {"pythia-70m"}
+    assert main(["experiment", "--preset", "paper", "--plan", "--gpu", "a100", "--mfu", "0.5", "--model", "phi-2",
+                 "--out", str(tmp_path / "a100")]) == 0
+    q = read_json(tmp_path / "a100" / "plan.json")
+    assert q["gpu"]["peak_tflops"] == 312.0 and {r["model"] for r in q["runs"] if r["role"] == "target"} == {"phi-2"}
+
+def _paper_args(data, out, *more):
+    "The paper preset on the tiny twins (tiny-qwen3 target, tiny-pythia proxy, the shipped tokenizer) in seconds."
+    return ["experiment", "--preset", "paper", "--model", "tiny-qwen3", "--set", "proxy_model=tiny-pythia", "--set", f"data_path={data}",
+            "--out", str(out), "seeds=1", "epochs=1", "proxy_epochs=1", "proxy_record_every=1", "benchmark_limit=1",
+            "eval_per_source=1", "max_new_tokens=8", *more]
+
+@pytest.fixture(scope="module")
+def mathinstruct_file(tmp_path_factory):
+    "A generated MathInstruct-shaped file: 68 rows, so the 95% split (64) is two global batches of 32."
+    d = tmp_path_factory.mktemp("mi")
+    assert main(["data", "mathinstruct-like", "-n", "68", "--out", str(d / "mi.json")]) == 0
+    return d / "mi.json"
+
+def test_paper_preset_runs_every_arm_on_the_tiny_twins(mathinstruct_file, tmp_path, monkeypatch, sample_benchmarks):
+    "`--preset paper --model tiny-qwen3` on a MathInstruct-shaped file: every arm and the equal-epochs pair, the six benchmarks, resumable."
+    import time
+    monkeypatch.setenv("SBNB_BENCHMARKS", str(sample_benchmarks))
+    assert main(_paper_args(mathinstruct_file, tmp_path)) == 0
+    root = tmp_path / "paper" / "tiny-qwen3"
+    cfg = E.ExperimentConfig.from_preset("paper")
+    runs = read_jsonl(root / "runs.jsonl")
+    assert {(r["arm"], r["budget"]) for r in runs} == set(E.run_names(cfg.arms, cfg.budgets))
+    assert {"adamw", "adamw+up", "adamw+random", "muon", "muon+up", "sam"} == {r["arm"] for r in runs if r["budget"] == "steps"}
+    assert all(set(r["final"]["benchmarks"]) == set(cfg.benchmarks) for r in runs)
+    assert len({r["steps"] for r in runs if r["budget"] == "steps"}) == 1
+    rec = read_json(root / "run.json")
+    c = rec["config"]
+    assert (c["model"], c["proxy_model"], c["data"], c["lr"], c["max_length"], c["warmup_ratio"], c["max_grad_norm"], c["scheduler"]) == \
+           ("tiny-qwen3", "tiny-pythia", "mathinstruct", 2e-5, 512, 0.03, 1.0, "cosine")
+    assert rec["data_made"]["counts"]["validation"] == 4 and rec["status"] == "ok"
+    assert len(list((tmp_path / "paper" / "proxies").iterdir())) == 1  # one proxy set, shared
+    top = read_json(tmp_path / "paper" / "run.json")
+    assert top["status"] == "ok" and top["config"]["models"] == ["tiny-qwen3"] and top["runs"] == {"tiny-qwen3": "tiny-qwen3"}
+    t0 = time.perf_counter()
+    assert main(_paper_args(mathinstruct_file, tmp_path)) == 0  # a rerun reuses every proxy and run
+    assert read_jsonl(root / "runs.jsonl") == runs and time.perf_counter() - t0 < 60
+
+def test_paper_preset_on_two_processes_equals_one(mathinstruct_file, tmp_path, sample_benchmarks):
+    """`torchrun --nproc_per_node 2 -m sbnb.cli experiment --preset paper ...`: every rank exits 0, only rank 0 writes
+    (one summary printed, one run record), and the proxies' trajectories, the selection and every run's evaluations
+    equal those of one process accumulating the same micro-batches of 16 (`micro_batch_size=16`)."""
+    import subprocess, sys, numpy as np
+    env = {**__import__("os").environ, "SBNB_BENCHMARKS": str(sample_benchmarks), "SBNB_PROGRESS": "0", "OMP_NUM_THREADS": "1",
+           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    small = ("arms=adamw,adamw+up", "budgets=steps")
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "sbnb.cli",
+                        *_paper_args(mathinstruct_file, tmp_path / "two", *small)], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count("wrote ") == 1  # rank 0 reports
+    r = subprocess.run([sys.executable, "-m", "sbnb.cli", *_paper_args(mathinstruct_file, tmp_path / "one", *small, "micro_batch_size=16")],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    two, one = tmp_path / "two" / "paper", tmp_path / "one" / "paper"
+    traj = lambda root: np.array([x["losses"] for x in read_jsonl(next(root.glob("proxies/*/proxy-r0-0/traj.jsonl")))])
+    assert np.abs(traj(two) - traj(one)).max() <= 1e-5
+    assert read_json(two / "tiny-qwen3" / "selection.json")["ids"] == read_json(one / "tiny-qwen3" / "selection.json")["ids"]
+    a, b = read_jsonl(two / "tiny-qwen3" / "runs.jsonl"), read_jsonl(one / "tiny-qwen3" / "runs.jsonl")
+    assert [(x["arm"], x["evals"], x["final"]) for x in a] == [(x["arm"], x["evals"], x["final"]) for x in b]
+    assert all(abs(x["cost"]["train_loss"] - y["cost"]["train_loss"]) <= 1e-5 for x, y in zip(a, b))
+    costs = [read_json(f)["world_size"] for f in (two / "tiny-qwen3").glob("cache/*/runs/*/trainer/cost.json")]
+    assert costs == [2, 2]
