@@ -88,3 +88,21 @@ def test_readme_set_up_in_a_clone_with_nothing_beside_it(tmp_path, sample_benchm
     assert r.returncode == 0, r.stderr
     r = sh(".venv/bin/sbnb benchmarks list")
     assert r.returncode == 0 and "missing" not in r.stdout and r.stdout.count(" ok ") == 12, r.stdout
+
+# ---------------------------------------------------------------- the paper on GPUs, its CPU lines
+def gpu_block() -> list[str]:
+    "The command lines of the README block under 'Reproduce the paper on GPUs', comments dropped."
+    block = (ROOT / "README.md").read_text().split("## Reproduce the paper on GPUs", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    return [l.split("  #", 1)[0].strip() for l in block.strip().splitlines() if l.strip()]
+
+def test_the_gpu_sections_cpu_lines_run_as_written(tmp_path):
+    "The plan and the CPU rehearsal of `--preset paper` (the lines that need neither a GPU nor the hub) run as the README gives them."
+    lines = gpu_block()
+    cpu = [l for l in lines if "--plan" in l or "mathinstruct-like" in l or "tiny-qwen3" in l]
+    assert len(cpu) == 3 and all(l.startswith("sbnb ") for l in cpu), cpu
+    env = dict(os.environ, SBNB_PROGRESS="0", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    for line in cpu:
+        r = subprocess.run([str(SBNB), *shlex.split(line)[1:]], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=900)
+        assert r.returncode == 0, f"{line}\n{r.stderr[-2000:]}"
+    assert (tmp_path / "plan" / "plan.json").exists() and (tmp_path / "mi.json").exists()
+    assert list((tmp_path / "demo").rglob("comparisons.json")), "the CPU rehearsal wrote no comparisons"
