@@ -33,7 +33,7 @@ ARMS: dict[str, Arm] = {a.name: a for a in [
     Arm("adamw", "adamw", "original", "adamw", "AdamW on the original distribution (the baseline)"),
     Arm("adamw+up", "adamw", "upsample", "adamw", "AdamW, the slow cluster of each source x factor (the paper's method)"),
     Arm("adamw+random", "adamw", "random", "adamw", "control: as many random picks per source as the selection, drawn per seed"),
-    Arm("adamw+oracle", "adamw", "oracle", "adamw", "control: the items labelled hard x factor (what a perfect selection gives)"),
+    Arm("adamw+oracle", "adamw", "oracle", "adamw", "control: the method's extra appearances per source, on items labelled hard (count-matched, drawn per seed)"),
     Arm("adamw+aug", "adamw", "augment", "adamw", "AdamW, fresh leak-free variants of the slow cluster instead of repeats"),
     Arm("adamw+small", "adamw", "small", "adamw", "control: only sources below the mean size, doubled whole"),
     Arm("adamw+up-self", "adamw", "self", "adamw", "beyond the paper: trajectories from the target's own first epoch, no proxy"),
