@@ -14,10 +14,10 @@ from .core import SbnbError, read_json, write_json, read_jsonl, atomic_write, at
 # %% auto #0
 __all__ = ['ARMS', 'BUDGETS', 'EPOCH_ARMS', 'TOST_MARGIN_PP', 'ALPHA', 'COMPARISONS', 'RESULT_COLS', 'COST_COLS', 'SB_COLS',
            'SEL_COLS', 'PLATEAU_PP', 'PILOT_RULE', 'Arm', 'mean_ci', 'paired_diffs', 'fmt_ci', 'tost', 'mde_paired',
-           'verdict', 'compare', 'jaccard', 'threshold_balanced_accuracy', 'selection_diagnostics', 'results_table',
-           'cost_table', 'sb_table', 'baseline_plateau', 'comparisons', 'to_markdown', 'selection_summary',
-           'benchmark_table', 'comparisons_markdown', 'write_report', 'plot_results', 'plot_forest', 'report',
-           'pilot_row', 'pilot_pick', 'pilot_markdown']
+           'verdict', 'compare', 'jaccard', 'mean_jaccard', 'threshold_balanced_accuracy', 'selection_diagnostics',
+           'results_table', 'cost_table', 'sb_table', 'baseline_plateau', 'comparisons', 'to_markdown',
+           'selection_summary', 'benchmark_table', 'comparisons_markdown', 'write_report', 'plot_results',
+           'plot_forest', 'report', 'pilot_row', 'pilot_pick', 'pilot_markdown']
 
 # %% ../nbs/40_analysis.ipynb #c005
 @dataclasses.dataclass(frozen=True)
@@ -128,6 +128,11 @@ def jaccard(a: set, b: set) -> float:
     "|a ∩ b| / |a ∪ b| (1.0 for two empty sets)."
     return 1.0 if not a and not b else len(a & b) / len(a | b)
 
+def mean_jaccard(sets: Sequence[set]) -> float | None:
+    "The mean Jaccard over every pair of `sets` (None for fewer than two): how much several picks agree."
+    pairs = [jaccard(sets[i], sets[j]) for i in range(len(sets)) for j in range(i + 1, len(sets))]
+    return float(np.mean(pairs)) if pairs else None
+
 def threshold_balanced_accuracy(x: Sequence[float], y: Sequence[bool]) -> float:
     "The best balanced accuracy of a rule 'x > t' (or 'x <= t') predicting the boolean `y`: 0.5 = chance, 1 = perfect."
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=bool)
@@ -147,7 +152,6 @@ def selection_diagnostics(selection, per_proxy: Sequence, rows: Sequence[dict], 
         picked, ids = set(rep.selected), rep.ids
         hard = {i for i in ids if by_id[i].get("difficulty") == "hard"}
         singles = [set(p.sources[src].selected) for p in per_proxy if src in p.sources]
-        pairs = [jaccard(singles[i], singles[j]) for i in range(len(singles)) for j in range(i + 1, len(singles))]
         has_oracle = any("difficulty" in by_id[i] for i in ids)
         out.append({"source": src, "size": rep.size, "small": rep.small, "picked": len(picked), "cluster_sizes": rep.cluster_sizes,
                     "precision_hard": len(picked & hard) / len(picked) if picked and has_oracle else None,
@@ -155,7 +159,7 @@ def selection_diagnostics(selection, per_proxy: Sequence, rows: Sequence[dict], 
                     "hard_fraction": len(hard) / len(ids) if has_oracle else None,
                     "length_bacc": threshold_balanced_accuracy([answer_tokens[i] for i in ids], [i in picked for i in ids])
                                    if 0 < len(picked) < len(ids) and len({answer_tokens[i] for i in ids}) > 1 else None,
-                    "proxy_jaccard": float(np.mean(pairs)) if pairs else None, "reason": rep.reason})
+                    "proxy_jaccard": mean_jaccard(singles), "reason": rep.reason})
     return out
 
 # %% ../nbs/40_analysis.ipynb #c030

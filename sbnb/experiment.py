@@ -14,7 +14,7 @@ from .core import (Config, SbnbError, RunRecord, read_json, read_mapping, write_
 from .benchmarks import PAPER_BENCHMARKS
 from .corpus import CorpusConfig
 from .select import UpsampleConfig
-from .analysis import (Arm, ARMS, BUDGETS, EPOCH_ARMS, COMPARISONS, PLATEAU_PP, mean_ci, paired_diffs, fmt_ci, compare, jaccard,
+from .analysis import (Arm, ARMS, BUDGETS, EPOCH_ARMS, COMPARISONS, PLATEAU_PP, mean_ci, paired_diffs, fmt_ci, compare, jaccard, mean_jaccard,
                            threshold_balanced_accuracy, selection_diagnostics, results_table, cost_table, sb_table,
                            baseline_plateau, comparisons, to_markdown, benchmark_table, comparisons_markdown, write_report,
                            plot_results, pilot_pick, pilot_markdown, pilot_row, PILOT_RULE, report)  # the analysis room; re-exported for old imports
@@ -713,12 +713,8 @@ def proxy_cost(job: dict, traj: str, cfg: ExperimentConfig, n: int) -> dict:
 
 def replicate_jaccard(diag: list[dict], sels: dict) -> list[dict]:
     "Add to each diagnostics row the mean pairwise Jaccard of its source's picks across replicates (None with one replicate)."
-    out = []
-    for d in diag:
-        picks = [set(s.sources[d["source"]].selected) for s in sels.values() if d["source"] in s.sources]
-        pairs = [jaccard(picks[i], picks[j]) for i in range(len(picks)) for j in range(i + 1, len(picks))]
-        out.append(dict(d, replicate_jaccard=float(np.mean(pairs)) if pairs else None))
-    return out
+    by = {src: mean_jaccard([set(s.sources[src].selected) for s in sels.values() if src in s.sources]) for src in {d["source"] for d in diag}}
+    return [dict(d, replicate_jaccard=by[d["source"]]) for d in diag]
 
 def _epoch_size(arm: str, rows, sel, seed: int, data) -> int:
     "Row appearances per epoch of `arm`'s data (AdamW at equal epochs uses adamw+up's: as many steps)."
