@@ -14,10 +14,10 @@ from .core import (SbnbError, benchmarks_dir, corpus_dir, read_json, read_table_
 # %% auto #0
 __all__ = ['ABS_TOL', 'REL_TOL', 'MV_TIMEOUT', 'MAX_ANSWER_CHARS', 'BENCHMARK_FILES', 'BENCHMARKS', 'PAPER_BENCHMARKS', 'HUB',
            'MANIFEST', 'MATH_SUBJECTS', 'SOURCES', 'FETCHABLE', 'ALPACA_PROMPT', 'ALPACA_PROMPT_INPUT',
-           'ZEROSHOT_PROMPT', 'PromptStyle', 'PROMPT_STYLES', 'last_boxed', 'extract_answer', 'numbers_match',
-           'answers_match', 'file_sha256', 'read_manifest', 'manifest_entry', 'verify_benchmark', 'fetch_command',
-           'check_benchmarks', 'load_benchmark', 'BenchmarkSource', 'write_benchmark', 'fetch_benchmarks',
-           'benchmark_status', 'add_cli', 'format_prompt', 'format_response']
+           'ZEROSHOT_PROMPT', 'CHATML_PROMPT', 'PromptStyle', 'PROMPT_STYLES', 'last_boxed', 'extract_answer',
+           'numbers_match', 'answers_match', 'file_sha256', 'read_manifest', 'manifest_entry', 'verify_benchmark',
+           'fetch_command', 'check_benchmarks', 'load_benchmark', 'BenchmarkSource', 'write_benchmark',
+           'fetch_benchmarks', 'benchmark_status', 'add_cli', 'format_prompt', 'format_response']
 
 # %% ../nbs/20_benchmarks.ipynb #c005
 _NUM = r"(?:(?<![\w.)\]}])-)?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|(?:(?<![\w.)\]}])-)?\.\d+"
@@ -739,17 +739,19 @@ ALPACA_PROMPT_INPUT = ("Below is an instruction that describes a task, paired wi
                        "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n")
 ZEROSHOT_PROMPT = ("Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n"
                    "### Instruction:\n{instruction}\n\n### Response:")
-PromptStyle = Literal["alpaca", "zeroshot", "compact"]
-PROMPT_STYLES: tuple[str, ...] = ("alpaca", "zeroshot", "compact")
+CHATML_PROMPT = "<|im_start|>user\n{instruction}<|im_end|>\n<|im_start|>assistant\n"  # a chat model's own turn format, no system turn
+PromptStyle = Literal["alpaca", "zeroshot", "compact", "chatml"]
+PROMPT_STYLES: tuple[str, ...] = ("alpaca", "zeroshot", "compact", "chatml")
 
 def format_prompt(example: dict, style: PromptStyle = "alpaca") -> str:
-    "The prompt part of `example` (everything before the response) in `style`: alpaca, zeroshot or compact."
+    "The prompt part of `example` (everything before the response) in `style`: alpaca, zeroshot, compact or chatml."
     ins = example["instruction"]
     if style == "alpaca":
         inp = example.get("input")
         return ALPACA_PROMPT_INPUT.format(instruction=ins, input=inp) if isinstance(inp, str) and inp.strip() else ALPACA_PROMPT.format(instruction=ins)
     if style == "zeroshot": return ZEROSHOT_PROMPT.format(instruction=ins)
     if style == "compact": return ins
+    if style == "chatml": return CHATML_PROMPT.format(instruction=ins)
     raise SbnbError(f"unknown prompt style {style!r}; valid: {', '.join(PROMPT_STYLES)}")
 
 def format_response(example: dict) -> str:

@@ -370,6 +370,8 @@ class BalancedConfig(Config):
     hard_fraction: float = 0.5   # of the training items
     seed: int = 0
     form: Literal["compact", "full"] = "compact"
+    widths: tuple[int, ...] = ()  # operand digits of the train/test items: () each source's own, one value for all, or one per source
+    ood_widths: tuple[int, ...] = ()  # ... of the OOD items, the same way (() each source's own OOD size)
     PRESETS = {"default": {}, "smoke": {"n_train": 96, "n_test": 32, "n_ood": 32}}
 
     def validate(self):
@@ -377,6 +379,18 @@ class BalancedConfig(Config):
             if s not in BALANCED_SOURCES: raise SbnbError(f"BalancedConfig.sources: unknown source {s!r}; valid: {', '.join(BALANCED_SOURCES)}")
         if not 0 <= self.hard_fraction <= 1: raise SbnbError(f"hard_fraction must be in [0, 1], got {self.hard_fraction}")
         if min(self.n_train, self.n_test, self.n_ood, self.n_pretrain) < 0: raise SbnbError("n_train, n_test, n_ood and n_pretrain must be >= 0")
+        for k in ("widths", "ood_widths"):
+            w = getattr(self, k)
+            if len(w) not in (0, 1, len(self.sources)):
+                raise SbnbError(f"BalancedConfig.{k}: give none, one, or one per source ({len(self.sources)}), got {len(w)}")
+            if w and min(w) < 1: raise SbnbError(f"BalancedConfig.{k}: widths are digits, at least 1, got {list(w)}")
+            if w and "chain" in self.sources: raise SbnbError(f"BalancedConfig.{k}: 'chain' sizes are numbers of terms; leave {k} empty")
+
+    def sizes_of(self, source: str) -> tuple[tuple[int, ...], int]:
+        "(train/test sizes, OOD size) of `source`: its own unless `widths` / `ood_widths` say otherwise."
+        spec, i = BALANCED_SOURCES[source], self.sources.index(source)
+        pick = lambda w: w[0] if len(w) == 1 else w[i]
+        return ((pick(self.widths),) if self.widths else spec.sizes), (pick(self.ood_widths) if self.ood_widths else spec.ood_size)
 
 def _row(source: str, split: str, k: int, p: dict, form: str) -> dict:
     "A schema row of a balanced problem in `form`, with its oracle `difficulty` and canonical `key`."
@@ -412,10 +426,11 @@ def balanced_corpus(config: BalancedConfig | None = None, out_dir: str | Path | 
                 p = _draw(src, r, size, w if split != "ood" else None, used)
                 used.add(json.dumps(p["key"]))
                 splits[split].append(_row(src, split, k, p, cfg.form))
-        take("test", cfg.n_test, spec.sizes, cfg.n_test // 2)
-        take("ood", cfg.n_ood, (spec.ood_size,), 0)
+        sizes, ood_size = cfg.sizes_of(src)
+        take("test", cfg.n_test, sizes, cfg.n_test // 2)
+        take("ood", cfg.n_ood, (ood_size,), 0)
         if cfg.n_pretrain and spec.pretrain_size: take("pretrain", cfg.n_pretrain, (spec.pretrain_size,), 0)
-        take("train", cfg.n_train, spec.sizes, round(cfg.n_train * cfg.hard_fraction))
+        take("train", cfg.n_train, sizes, round(cfg.n_train * cfg.hard_fraction))
     if out_dir is not None:
         from sbnb.data import write_examples
         out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)

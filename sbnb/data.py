@@ -15,8 +15,8 @@ from .benchmarks import format_prompt, PROMPT_STYLES
 __all__ = ['REQUIRED_FIELDS', 'SCHEMA_FIELDS', 'SCHEMA_TYPES', 'SPECIAL_TOKENS', 'MATHINSTRUCT_ROWS', 'MATHINSTRUCT_LIKE_SOURCES',
            'validate_example', 'validate_examples', 'read_examples', 'write_examples', 'to_dataset', 'from_dataset',
            'format_response', 'tokenize_example', 'tokenize_examples', 'tokenize_rows', 'Collator', 'train_tokenizer',
-           'load_corpus_tokenizer', 'mathinstruct_answer', 'map_mathinstruct', 'load_mathinstruct',
-           'split_mathinstruct', 'mathinstruct_like', 'add_cli']
+           'load_corpus_tokenizer', 'forward_params', 'takes_logits_to_keep', 'response_logits', 'mathinstruct_answer',
+           'map_mathinstruct', 'load_mathinstruct', 'split_mathinstruct', 'mathinstruct_like', 'add_cli']
 
 # %% ../nbs/21_data.ipynb #c006
 REQUIRED_FIELDS = ("id", "source", "instruction", "output")
@@ -169,6 +169,37 @@ def load_corpus_tokenizer(path: str | Path | None = None):
     if not (path/"tokenizer.json").exists():
         raise SbnbError(f"{path}: no tokenizer.json; generate a corpus with `sbnb data generate --out DIR` or train one with train_tokenizer")
     return AutoTokenizer.from_pretrained(str(path))
+
+# %% ../nbs/21_data.ipynb #c025b
+def forward_params(model) -> set[str]:
+    "The argument names of `model`'s forward, under any DDP / PEFT wrapper (empty when it cannot be read)."
+    import inspect
+    m = model
+    for _ in range(4):  # DistributedDataParallel.module -> PeftModel.get_base_model() -> the transformers model
+        m = getattr(m, "module", m)
+        if hasattr(m, "get_base_model"): m = m.get_base_model()
+    try: return set(inspect.signature(m.forward).parameters)
+    except (TypeError, ValueError): return set()
+
+def takes_logits_to_keep(model) -> bool:
+    "Whether `model`'s forward (under any DDP / PEFT wrapper) accepts `logits_to_keep`."
+    return "logits_to_keep" in forward_params(model)
+
+def response_logits(model, input_ids, attention_mask, labels, lean: bool = True):
+    """(logits, targets, outputs): the logits that predict each next token from the earliest response position any row
+    needs on (all positions when not `lean` or the model cannot skip), `(B, K, V)`, the targets they predict `(B, K)`
+    (-100 outside the response) and the model's outputs."""
+    tgt = labels[:, 1:]                                               # (B, L-1): token t+1 is predicted at position t
+    params = forward_params(model)
+    kw = {"input_ids": input_ids, "attention_mask": attention_mask, **({"use_cache": False} if "use_cache" in params else {})}
+    if lean and "logits_to_keep" in params:
+        mask = tgt != -100
+        first = int(mask.float().argmax(1).min()) if bool(mask.any()) else tgt.shape[1] - 1  # earliest needed position
+        kw["logits_to_keep"] = input_ids.shape[1] - first             # positions first .. L-1
+    out = model(**kw)
+    logits = out.logits[:, :-1]                                       # (B, K, V): the last position predicts nothing here
+    return logits, tgt[:, tgt.shape[1] - logits.shape[1]:], out
+
 
 # %% ../nbs/21_data.ipynb #c027
 def _stable_id(prefix: str, idx: int | str | None, text: str) -> str:

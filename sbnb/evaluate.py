@@ -154,7 +154,7 @@ class EvalConfig(Config):
     batch_size: int = 8
     data_dir: str | None = None       # the benchmark folder (None: `benchmarks_dir()`: $SBNB_BENCHMARKS or the user cache)
     max_new_tokens: int = 256
-    prompt_style: Literal["alpaca", "zeroshot", "compact"] | None = None  # None: the model's training prompt
+    prompt_style: Literal["alpaca", "zeroshot", "compact", "chatml"] | None = None  # None: the model's training prompt
     device: str | None = None         # None: cuda when available
     stop: tuple[str, ...] = DEFAULT_STOP
 
@@ -211,7 +211,7 @@ def teacher_forced_correct(model, tokenizer, rows: Sequence[dict], style: str = 
                            max_length: int = 512) -> list[bool]:
     "Per row, whether greedy decoding would write its `output` and then the end token exactly: one forward pass, the argmax at every response position."
     import torch
-    from sbnb.data import tokenize_rows, Collator
+    from sbnb.data import tokenize_rows, Collator, response_logits
     if not rows: return []
     feats, _ = tokenize_rows(rows, tokenizer, max_length, style, truncate=False)
     collate, dev = Collator(tokenizer.pad_token_id or 0), next(model.parameters()).device
@@ -223,9 +223,8 @@ def teacher_forced_correct(model, tokenizer, rows: Sequence[dict], style: str = 
             for b in range(0, len(order), batch_size):
                 idx = order[b:b + batch_size]
                 t = {k: v.to(dev) for k, v in collate([feats[i] for i in idx]).items()}
-                logits = model(input_ids=t["input_ids"], attention_mask=t["attention_mask"], use_cache=False).logits  # (B, L, V)
-                pred, tgt = logits[:, :-1].argmax(-1), t["labels"][:, 1:]                                              # (B, L-1)
-                ok = ((pred == tgt) | (tgt == -100)).all(1)                                                           # (B,)
+                logits, tgt, _ = response_logits(model, t["input_ids"], t["attention_mask"], t["labels"])  # (B, K, V), (B, K): the response only
+                ok = ((logits.argmax(-1) == tgt) | (tgt == -100)).all(1)                                     # (B,)
                 for i, v in zip(idx, ok.tolist()): out[i] = bool(v)
     finally:
         model.train(was)
@@ -325,7 +324,7 @@ def add_cli(sub, common):
                         "Default: $SBNB_BENCHMARKS, else ~/.cache/sbnb/benchmarks; a benchmark missing there is "
                         "read from the hub where it has that version, else refused naming `sbnb benchmarks fetch`")
     p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens, help="generation length limit per answer")
-    p.add_argument("--prompt-style", default=d.prompt_style, choices=["alpaca", "zeroshot", "compact"],
+    p.add_argument("--prompt-style", default=d.prompt_style, choices=["alpaca", "zeroshot", "compact", "chatml"],
                    help="prompt template (sbnb.benchmarks.format_prompt); default: the prompt_style of the training run "
                         "(train_config.json beside the model), else the registered model's, else alpaca")
     p.add_argument("--device", default=d.device, help="cuda or cpu (default: cuda when available)")

@@ -67,7 +67,7 @@ class ExperimentConfig(Config):
     init: Literal["auto", "pretrained", "random"] = "auto"
     tiny: TinyLMConfig = TinyLMConfig()  # model=tiny-char with init=random: its shape
     tokenizer: str | None = None      # None: the model's own (tiny-char from scratch: the corpus tokenizer)
-    prompt_style: Literal["alpaca", "zeroshot", "compact"] | None = None  # None: the model's convention
+    prompt_style: Literal["alpaca", "zeroshot", "compact", "chatml"] | None = None  # None: the model's convention
     max_length: int = 48              # tokens per example; a longer one is an error naming it
     data: DataKind = "balanced"       # balanced: equal-size easy/hard sources; corpus: the first round's; llm: worked solutions + GSM8K
     balanced: BalancedConfig = BalancedConfig(n_pretrain=300)  # + 300 items per source at width 4: forgetting
@@ -115,6 +115,12 @@ class ExperimentConfig(Config):
     gradient_checkpointing: bool | None = None  # None: on iff a CUDA GPU is present
     mean_tokens: int = 300            # the plan's assumed tokens per example (prompt + response) when no data is at hand to count
     micro_batch_size: int | None = None  # examples per process and forward pass; batch_size (global) by accumulation (None: batch_size / processes)
+    lora: bool = False                # LoRA adapters instead of full fine-tuning (proxies and targets alike)
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_targets: tuple[str, ...] = ("all-linear",)  # every linear layer but the output head
+    step0_generate: bool = False      # also score the shared start by greedy generation + answer extraction (beside teacher forcing)
+    pilot_lrs: tuple[float, ...] = () # the pilot's AdamW rates (empty: PILOT_LRS, AdamW and Muon)
 
     def validate(self):
         run_names(self.arms, self.budgets)
@@ -162,6 +168,11 @@ class ExperimentConfig(Config):
                         eval_mode="generate", max_new_tokens=96, eval_batch_size=128, probe_per_group=8, proxy_seeds=1,
                         proxy_epochs=1.0, proxy_records=4, workers=1, bf16=True, arms=("adamw", "adamw+up", "adamw+random"),
                         budgets=("steps", "epochs")),
+        "llm-cpu": dict(preset="llm-cpu", model="smollm2-135m", prompt_style="chatml", data="balanced", max_length=64,
+                        balanced=dict(n_train=250, n_test=200, n_ood=100, n_pretrain=0, form="full", widths=(2,), ood_widths=(3,)),
+                        lora=True, batch_size=8, steps=300, lr=1e-3, muon_lr=None, seeds=4, workers=2, evals=3, eval_per_source=200,
+                        eval_batch_size=32, max_new_tokens=32, probe_per_group=16, proxy_seeds=1, proxy_epochs=1.0, proxy_records=5,
+                        step0_generate=True, pilot_steps=150, pilot_doublings=1, pilot_lrs=(3e-4, 1e-3, 3e-3)),
         "paper": dict(preset="paper", data="mathinstruct", model="qwen3-0.6b-base", models=PAPER_MODELS, proxy_model="pythia-70m",
                       prompt_style="alpaca", max_length=512, truncate=True, val_fraction=0.05, val_seed=42,
                       benchmarks=PAPER_BENCHMARKS, benchmark_limit=0, arms=PAPER_ARMS, budgets=BUDGETS, seeds=3, workers=1,
@@ -339,7 +350,8 @@ def _train_config(cfg: ExperimentConfig, job: dict, optimizer: str, steps: int, 
                        batch_size=micro, grad_accum=cfg.batch_size // (micro * world), max_length=cfg.max_length, truncate=cfg.truncate, prompt_style=cfg.prompt_style,
                        scheduler=cfg.scheduler, warmup=max(1, int(cfg.warmup_ratio * steps)), max_grad_norm=cfg.max_grad_norm,
                        logging_steps=max(1, steps // 10), save_steps=0, save_model=False, seed=job["seed"], bf16=cfg.bf16,
-                       gradient_checkpointing=cfg.gradient_checkpointing, progress=False, **kw)
+                       gradient_checkpointing=cfg.gradient_checkpointing, progress=False, lora=cfg.lora, lora_r=cfg.lora_r,
+                       lora_alpha=cfg.lora_alpha, lora_targets=cfg.lora_targets, **kw)
 
 def _model_kwargs(cfg: ExperimentConfig) -> dict:
     "Config overrides for `tiny-char` built from scratch (its shape comes from `cfg.tiny`)."

@@ -16,7 +16,7 @@ __all__ = ['PromptStyle', 'MODELS', 'REAL_MODELS', 'TINY_MODELS', 'GGUF_STAMP', 
            'load_model_and_tokenizer', 'model_record', 'training_prompt_style']
 
 # %% ../nbs/03_models.ipynb #c005
-PromptStyle = Literal["alpaca", "zeroshot", "compact"]
+PromptStyle = Literal["alpaca", "zeroshot", "compact", "chatml"]
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:

@@ -26,7 +26,7 @@ class ProfileConfig(Config):
     "How per-example losses are computed."
     batch_size: int = 32        # examples per forward pass (examples are sorted by length first)
     max_length: int = 512       # tokens per example (prompt + response), as in the authors' setting
-    style: Literal["alpaca", "zeroshot", "compact"] = "alpaca"  # prompt style passed to `sbnb.data.tokenize_example`
+    style: Literal["alpaca", "zeroshot", "compact", "chatml"] = "alpaca"  # prompt style passed to `sbnb.data.tokenize_example`
     device: str = "auto"        # 'auto' (cuda if visible), 'cpu', 'cuda', 'cuda:1', ...
     bf16: bool | None = None    # bf16 autocast; None: on for CUDA, off for CPU
     truncate: bool = False      # cut examples longer than max_length (default: an error naming the first)
@@ -76,30 +76,19 @@ def length_batches(examples: Sequence[dict], tokenizer, config: ProfileConfig | 
 # %% ../nbs/23_profile.ipynb #c015
 def model_losses(model, batches: Sequence[tuple], n: int, config: ProfileConfig | None = None, desc: str = "profile"):
     "Mean response-token loss (float32 tensor of length `n`) of `model` on every example of `batches`."
-    import inspect, torch, torch.nn.functional as F
+    import torch, torch.nn.functional as F
+    from sbnb.data import response_logits
     cfg = config or ProfileConfig()
     device = cfg.resolved_device()
     bf16 = cfg.bf16 if cfg.bf16 is not None else device.startswith("cuda")
     was_training = model.training
     model.to(device).eval()
-    try: params = inspect.signature(model.forward).parameters
-    except (TypeError, ValueError): params = {}
     out = torch.full((n,), float("nan"), dtype=torch.float32)
     with torch.inference_mode(), torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
         for rows, x, m, y in progress(batches, desc=desc, leave=False, **({} if cfg.progress else {"disable": True})):
             x, m, y = x.to(device, non_blocking=True), m.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            tgt = y[:, 1:]                                        # (B, L-1): token t+1 is predicted at position t
-            mask = tgt != -100                                    # (B, L-1)
-            kw = {"input_ids": x, "attention_mask": m}
-            if "use_cache" in params: kw["use_cache"] = False
-            keep = x.shape[1]
-            if "logits_to_keep" in params:
-                first = int(mask.float().argmax(1).min())         # earliest position whose logits any example needs
-                keep = x.shape[1] - first
-                kw["logits_to_keep"] = keep
-            logits = model(**kw).logits                           # (B, keep, V)
-            logits = logits[:, :-1]                               # (B, keep-1, V): predictions for tgt[:, L-keep:]
-            t, mk = tgt[:, tgt.shape[1] - logits.shape[1]:], mask[:, mask.shape[1] - logits.shape[1]:]
+            logits, t, _ = response_logits(model, x, m, y)       # (B, K, V), (B, K): from the first response position on
+            mk = t != -100                                        # (B, K)
             lg, tt = logits[mk], t[mk]                            # (n_response_tokens, V), (n_response_tokens,)
             step = max(1, 2**28 // lg.shape[-1])                  # float32 chunks of <= 1 GiB, for large vocabularies
             tok_loss = torch.cat([F.cross_entropy(lg[i:i + step].float(), tt[i:i + step], reduction="none")
@@ -293,7 +282,7 @@ def add_cli(sub, common) -> None:
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="examples per forward pass (sorted by length)")
     p.add_argument("--max-length", type=int, default=d.max_length, help="tokens per example (prompt + response)")
     p.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the first checkpoint's, else --checkpoints')")
-    p.add_argument("--style", choices=["alpaca", "zeroshot", "compact"], default=None, help="prompt style (sbnb.benchmarks.format_prompt); "
+    p.add_argument("--style", choices=["alpaca", "zeroshot", "compact", "chatml"], default=None, help="prompt style (sbnb.benchmarks.format_prompt); "
                    "default: the one the checkpoints were trained with (train_config.json), else the model's, else alpaca")
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:N")
     p.add_argument("--truncate", action="store_true", help="cut examples longer than --max-length (default: stop with "

@@ -33,7 +33,7 @@ class TrainConfig(Config):
     grad_accum: int = 1
     max_length: int = 512
     truncate: bool = False           # cut examples longer than max_length (default: an error naming the first)
-    prompt_style: Literal["alpaca", "zeroshot", "compact"] | None = None  # None: the model's convention (alpaca for all four)
+    prompt_style: Literal["alpaca", "zeroshot", "compact", "chatml"] | None = None  # None: the model's convention (alpaca for all four)
     scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = "cosine"
     warmup: float = 0.03             # < 1: fraction of steps; >= 1: steps
     max_grad_norm: float = 1.0
@@ -41,7 +41,8 @@ class TrainConfig(Config):
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.05
-    lora_targets: tuple[str, ...] | None = None  # None: the model's (q_proj, v_proj)
+    lora_targets: tuple[str, ...] | None = None  # None: the model's (q_proj, v_proj); ("all-linear",): every linear layer but the head
+    response_logits: bool = True     # the LM head only from the first response position (the same loss, less work); False: every position
     sam_accumulation: Literal["full_batch", "per_micro_batch"] = "full_batch"
     weights: str | None = None       # per-row repeat counts: the .json file of `sbnb upsample --mode weights`
     sampler: Literal["repeat", "weighted"] = "repeat"
@@ -75,8 +76,9 @@ def trainer_class():
         "HF Trainer with sbnb's optimizers (SAM's two passes in `training_step`), repeat-count sampling and a cost count."
         def __init__(self, *a, optim_config: OptimConfig = OptimConfig(), sam_accumulation: str = "full_batch",
                      counts: Sequence[float] | None = None, sampler: str = "repeat", upsample_until: int | None = None,
-                     upsample_weighting: str = "none", train_sampler=None, **kw):
+                     upsample_weighting: str = "none", train_sampler=None, lean: bool = True, **kw):
             super().__init__(*a, **kw)
+            self.lean = lean  # logits only from the first response position (`sbnb.data.response_logits`)
             self.train_sampler = train_sampler  # a ready sampler (e.g. one a callback switches), used as it is
             self.optim_config, self.sam_accumulation, self.counts, self.sampler_kind = optim_config, sam_accumulation, counts, sampler
             self.upsample_until, self.loss_weights, self.weights_active = upsample_until, None, False
@@ -140,16 +142,19 @@ def trainer_class():
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             rows = inputs.pop("row", None)  # dataset positions, for per-example loss weights
-            if rows is None or self.loss_weights is None or not self.weights_active:
+            weighted = rows is not None and self.loss_weights is not None and self.weights_active
+            if not (weighted or self.lean):  # every position's logits, as transformers computes the loss
                 return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
             import torch.nn.functional as F
+            from sbnb.data import response_logits
             labels = inputs.pop("labels")
-            outputs = model(**inputs)
-            tgt = labels[:, 1:]                                                        # (B, T-1): token t+1 at position t
-            ce = F.cross_entropy(outputs.logits[:, :-1].float().transpose(1, 2), tgt, ignore_index=-100, reduction="none")  # (B, T-1)
-            w = self.loss_weights.to(ce.device)[rows.to(ce.device)][:, None]           # (B, 1)
+            logits, tgt, outputs = response_logits(model, inputs["input_ids"], inputs.get("attention_mask"), labels, lean=self.lean)  # (B, K, V), (B, K)
+            ce = F.cross_entropy(logits.float().transpose(1, 2), tgt, ignore_index=-100, reduction="none")  # (B, K)
+            if weighted: ce = ce * self.loss_weights.to(ce.device)[rows.to(ce.device)][:, None]           # each example weighted
             n = num_items_in_batch if num_items_in_batch is not None else (tgt != -100).sum()
-            loss = (ce * w).sum() / n                                                  # as the mean token loss, each example weighted
+            loss = ce.sum() / n                                                        # the mean response-token loss
+            if self.args.average_tokens_across_devices and self.model_accepts_loss_kwargs and num_items_in_batch is not None:
+                loss = loss * self.accelerator.num_processes  # n counts every process's tokens; DDP then averages, as in Trainer
             return (loss, outputs) if return_outputs else loss
 
         def _get_train_sampler(self, train_dataset=None):
@@ -232,7 +237,8 @@ def build_trainer(cfg: TrainConfig, model, tokenizer, data: Sequence[dict], coun
     t = trainer_class()(model=model, args=training_arguments(cfg, out), train_dataset=data,
                         data_collator=Collator(tokenizer.pad_token_id), processing_class=tokenizer, optim_config=cfg.optim,
                         sam_accumulation=cfg.sam_accumulation, counts=counts, sampler=cfg.sampler, train_sampler=sampler,
-                        upsample_until=cfg.upsample_until, upsample_weighting=cfg.upsample_weighting, callbacks=list(callbacks))
+                        upsample_until=cfg.upsample_until, upsample_weighting=cfg.upsample_weighting, callbacks=list(callbacks),
+                        lean=cfg.response_logits)
     if not cfg.progress:
         from transformers.trainer_callback import PrinterCallback, ProgressCallback
         t.remove_callback(PrinterCallback); t.remove_callback(ProgressCallback)
@@ -269,6 +275,7 @@ def train(cfg: TrainConfig, rows: Sequence[dict] | None = None, counts: Sequence
             from peft import LoraConfig, get_peft_model
             if gc: model.enable_input_require_grads()  # checkpointed blocks need an input that requires grad
             targets = list(cfg.lora_targets or (MODELS[cfg.model].lora_targets if cfg.model in MODELS else ("q_proj", "v_proj")))
+            if targets == ["all-linear"]: targets = "all-linear"  # peft's name for every linear layer but the output head
             model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                                                      target_modules=targets, task_type="CAUSAL_LM"))
             if main: rec.record["model"] = model_record(model, cfg.model, cfg.init)  # only the adapters train
