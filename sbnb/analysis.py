@@ -16,8 +16,8 @@ __all__ = ['ARMS', 'BUDGETS', 'EPOCH_ARMS', 'TOST_MARGIN_PP', 'ALPHA', 'COMPARIS
            'SEL_COLS', 'PLATEAU_PP', 'PILOT_RULE', 'Arm', 'mean_ci', 'paired_diffs', 'fmt_ci', 'tost', 'mde_paired',
            'verdict', 'compare', 'jaccard', 'mean_jaccard', 'threshold_balanced_accuracy', 'selection_diagnostics',
            'results_table', 'cost_table', 'sb_table', 'baseline_plateau', 'comparisons', 'to_markdown',
-           'selection_summary', 'benchmark_table', 'comparisons_markdown', 'write_report', 'plot_results',
-           'plot_forest', 'report', 'pilot_row', 'pilot_pick', 'pilot_markdown']
+           'selection_summary', 'benchmark_table', 'comparisons_markdown', 'step0_markdown', 'write_report',
+           'plot_results', 'plot_forest', 'report', 'pilot_row', 'pilot_pick', 'pilot_markdown']
 
 # %% ../nbs/40_analysis.ipynb #c005
 @dataclasses.dataclass(frozen=True)
@@ -336,8 +336,27 @@ def comparisons_markdown(cj: dict) -> str:
             f"training {b['last_third_gain_pp']:+.1f} pp ({'plateaued: < 2 pp' if b['plateaued'] else 'NOT plateaued: >= 2 pp'}).\n") if b else ""
     return to_markdown(rows, cols) + note
 
+def step0_markdown(step0: dict, results: Sequence[dict] = ()) -> str:
+    "The shared start's accuracy (test and OOD, per source) by teacher forcing and by generation, and the floor check, as markdown."
+    rows = []
+    for how, label in (("teacher_forced", "teacher-forced exact match"), ("generated", "greedy generation + answer extraction")):
+        for split, a in (step0.get(how) or {}).items():
+            rows.append({"measure": label, "split": split, "mean %": f"{100 * a['mean']:.1f}",
+                         **{s: f"{100 * v:.1f}" for s, v in a["by_source"].items()}})
+    md = "## Step 0 (the shared start, before fine-tuning)\n\n"
+    if rows: md += to_markdown(rows, [(k, k) for k in rows[0]]) + "\n"
+    f = step0.get("floor")
+    if f and "skipped" in f: md += f"Floor check (GSM8K by generation): skipped, {f['skipped']}.\n\n"
+    elif f: md += (f"Floor check (GSM8K, first {f['n']} test items, zero-shot greedy generation): {100 * f['accuracy']:.1f}% "
+                   f"[{100 * f['ci_low']:.1f}, {100 * f['ci_high']:.1f}] (Wilson 95%); {f['no_answer']} without an answer.\n\n")
+    for r in results:  # the same check after fine-tuning (adamw, seed 0)
+        if (g := r.get("floor")) and "accuracy" in g:
+            md += (f"After fine-tuning ({r['arm']}, seed {r['seed']}): {100 * g['accuracy']:.1f}% [{100 * g['ci_low']:.1f}, "
+                   f"{100 * g['ci_high']:.1f}]; {g['no_answer']} without an answer.\n\n")
+    return md
+
 def write_report(root: Path, results: Sequence[dict], diag: Sequence[dict], cfg: dict, wall_minutes: float | None = None,
-                 selection=None, proxies: Sequence[dict] = ()) -> str:
+                 selection=None, proxies: Sequence[dict] = (), step0: dict | None = None) -> str:
     "Write results/cost/SB/selection tables (JSON, CSV, markdown), `comparisons.json`, the plots and `summary.md`."
     import pandas as pd
     rt, ct, st = results_table(results), cost_table(results, proxies), sb_table(results)
@@ -353,7 +372,8 @@ def write_report(root: Path, results: Sequence[dict], diag: Sequence[dict], cfg:
           + f"{cfg['seeds']} seeds per arm, paired by seed; accuracy = mean over sources of exact match "
           f"({cfg['eval_mode'].replace('_', ' ')}, {cfg['eval_per_source'] or 'all'} test and OOD items per source); ± = 95% t-interval "
           f"over seeds; Δ = mean paired difference. Wall-clock: {wall_minutes} min.\n\n"
-          "## Comparisons\n\n" + (comparisons_markdown(cj) if cj["comparisons"] else "(none: too few arms)\n") +
+          + (step0_markdown(step0, results) if step0 else "")
+          + "## Comparisons\n\n" + (comparisons_markdown(cj) if cj["comparisons"] else "(none: too few arms)\n") +
           "\n## Accuracy\n\n" + to_markdown(rt, RESULT_COLS) + "\n## Cost\n\n" + to_markdown(ct, COST_COLS) +
           ("\n## Simplicity bias (when the probe's examples are learned; a lower hard/easy ratio = more uniform). Primary: the "
            "restricted ratio, a never-learned item counted as learned at the horizon (the last step); beside it the ratio over "
@@ -448,7 +468,8 @@ def report(root: str | Path, out: str | Path | None = None) -> str:
         sel = Selection.from_dict(read_json(root/"selection.json"))
     proxies = read_jsonl(root/"proxies.jsonl") if (root/"proxies.jsonl").exists() else []
     out.mkdir(parents=True, exist_ok=True)
-    return write_report(out, read_jsonl(root/"runs.jsonl"), diag, rec["config"], rec.get("wall_minutes"), sel, proxies)
+    step0 = read_json(root/"step0.json") if (root/"step0.json").exists() else None
+    return write_report(out, read_jsonl(root/"runs.jsonl"), diag, rec["config"], rec.get("wall_minutes"), sel, proxies, step0)
 
 # %% ../nbs/40_analysis.ipynb #c035a
 PLATEAU_PP = 2.0  # the plateau margin (pp)

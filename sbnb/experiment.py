@@ -24,10 +24,11 @@ __all__ = ['DataKind', 'DECIDING_ARMS', 'FULL_ARMS', 'PAPER_ARMS', 'PAPER_MODELS
            'GPU_SOURCE', 'MEMORY_RULE', 'PILOT_LRS', 'run_names', 'TinyLMConfig', 'ExperimentConfig',
            'oracle_selection', 'oracle_counts', 'arm_data', 'mean_trajectories', 'check_no_leak', 'experiment_data',
            'eval_rows', 'probe_rows', 'mathinstruct_splits', 'base_steps', 'proxy_config', 'run_proxy', 'eval_grid',
-           'shared_start', 'base_evaluation', 'run_target', 'experiment_key', 'run_root', 'run_experiment',
-           'proxy_seed', 'proxy_cost', 'replicate_jaccard', 'proxy_key', 'model_dirname', 'run_models',
-           'train_memory_gib', 'eval_memory_gib', 'plan', 'plan_markdown', 'write_plan', 'pilot_stem', 'run_pilot',
-           'parse_pilot_lrs', 'BaseConfig', 'build_base', 'add_cli']
+           'shared_start', 'floor_rows', 'floor_check', 'step0_summary', 'base_evaluation', 'run_target',
+           'experiment_key', 'run_root', 'resumable_cache', 'run_experiment', 'proxy_seed', 'proxy_cost',
+           'replicate_jaccard', 'proxy_key', 'model_dirname', 'run_models', 'train_memory_gib', 'eval_memory_gib',
+           'plan', 'plan_markdown', 'write_plan', 'pilot_stem', 'run_pilot', 'parse_pilot_lrs', 'BaseConfig',
+           'build_base', 'add_cli']
 
 # %% ../nbs/80_experiment.ipynb #c005
 def run_names(arms: Sequence[str], budgets: Sequence[str] = BUDGETS) -> list[tuple[str, str]]:
@@ -121,6 +122,9 @@ class ExperimentConfig(Config):
     lora_targets: tuple[str, ...] = ("all-linear",)  # every linear layer but the output head
     step0_generate: bool = False      # also score the shared start by greedy generation + answer extraction (beside teacher forcing)
     pilot_lrs: tuple[float, ...] = () # the pilot's AdamW rates (empty: PILOT_LRS, AdamW and Muon)
+    curve_per_source: int = 0         # test items per source at the intermediate evaluation points (0: all); the last step uses every item
+    floor_check: int = 0              # GSM8K test items scored by generation on the shared start and on adamw's seed 0 (0: none; skipped, and said so, without the benchmark files)
+    floor_max_new_tokens: int = 256
 
     def validate(self):
         run_names(self.arms, self.budgets)
@@ -172,7 +176,8 @@ class ExperimentConfig(Config):
                         balanced=dict(n_train=250, n_test=200, n_ood=100, n_pretrain=0, form="full", widths=(2,), ood_widths=(3,)),
                         lora=True, batch_size=8, steps=300, lr=1e-3, muon_lr=None, seeds=4, workers=2, evals=3, eval_per_source=200,
                         eval_batch_size=32, max_new_tokens=32, probe_per_group=16, proxy_seeds=1, proxy_epochs=1.0, proxy_records=5,
-                        step0_generate=True, pilot_steps=150, pilot_doublings=1, pilot_lrs=(3e-4, 1e-3, 3e-3)),
+                        step0_generate=True, pilot_steps=150, pilot_doublings=1, pilot_lrs=(3e-4, 1e-3, 3e-3), curve_per_source=50,
+                        floor_check=200),
         "paper": dict(preset="paper", data="mathinstruct", model="qwen3-0.6b-base", models=PAPER_MODELS, proxy_model="pythia-70m",
                       prompt_style="alpaca", max_length=512, truncate=True, val_fraction=0.05, val_seed=42,
                       benchmarks=PAPER_BENCHMARKS, benchmark_limit=0, arms=PAPER_ARMS, budgets=BUDGETS, seeds=3, workers=1,
@@ -272,6 +277,7 @@ def experiment_data(cfg: ExperimentConfig, work: str | Path, tokenizer=None) -> 
     out = {s: read_jsonl(d/f"{s}.jsonl") if (d/f"{s}.jsonl").exists() else [] for s in ("train",) + EVAL_SPLITS}
     bench = {n: load_benchmark(n)[:cfg.benchmark_limit or None] for n in cfg.benchmarks}
     held = {r["instruction"] for s in EVAL_SPLITS for r in out[s]} | {r["instruction"] for rs in bench.values() for r in rs}
+    held |= {r["instruction"] for r in floor_rows(cfg) or ()}  # the floor check's GSM8K items, where present
     if (d/"validation.jsonl").exists(): held |= {r["instruction"] for r in read_jsonl(d/"validation.jsonl")}  # rows without a final answer too
     check_no_leak(out["train"], held)
     held_keys = {r["key"] for s in EVAL_SPLITS for r in out[s] if "key" in r}
@@ -447,6 +453,35 @@ def _probe_recorder(cfg: ExperimentConfig, probe: Sequence[dict], tok):
     from sbnb.evaluate import LearnedSteps
     return LearnedSteps(probe, tok, _style(cfg), cfg.eval_batch_size, cfg.max_length) if cfg.eval_mode == "teacher_forcing" else None
 
+def floor_rows(cfg: ExperimentConfig) -> list[dict] | None:
+    "The floor check's GSM8K test items (the first `cfg.floor_check`), or None when it is off or the benchmark files are absent."
+    if not cfg.floor_check: return None
+    from sbnb.benchmarks import load_benchmark
+    try: return load_benchmark("gsm8k")[:cfg.floor_check]
+    except SbnbError: return None
+
+def floor_check(model, tok, cfg: ExperimentConfig, out: Path) -> dict | None:
+    """GSM8K by zero-shot greedy generation on `cfg.floor_check` test items: a floor check, not a measure of the lever (SmolLM2-135M-
+    Instruct is published at 0.38% zero-shot). None when off; {'skipped': why} without the benchmark files."""
+    if not cfg.floor_check: return None
+    rows = floor_rows(cfg)
+    if rows is None: return {"skipped": "GSM8K not found (set SBNB_BENCHMARKS or run `sbnb benchmarks fetch`)"}
+    from sbnb.evaluate import evaluate as evaluate_benchmarks
+    s = evaluate_benchmarks(model, tok, {"gsm8k": rows}, out, batch_size=cfg.eval_batch_size, prompt_style=_style(cfg),
+                            max_new_tokens=cfg.floor_max_new_tokens, model_name=cfg.model, show_progress=False)
+    b = s["benchmarks"]["gsm8k"]
+    return {"benchmark": "gsm8k", **{k: b[k] for k in ("n", "correct", "accuracy", "ci_low", "ci_high", "no_answer")}, "seconds": s["seconds"]}
+
+def step0_summary(base: dict, eval_rows_: Sequence[dict], cfg: ExperimentConfig) -> dict:
+    "The shared start's accuracy per split: teacher-forced, by generation + answer extraction (when measured), and the floor check."
+    out = {}
+    for how, key in (("teacher_forced", "eval"), ("generated", "eval_generate")):
+        if base.get(key) is None: continue
+        out[how] = {s: _accuracy([r for r in eval_rows_ if r["split"] == s], [c for r, c in zip(eval_rows_, base[key]) if r["split"] == s])
+                    for s in EVAL_SPLITS if any(r["split"] == s for r in eval_rows_)}
+    if base.get("floor") is not None: out["floor"] = base["floor"]
+    return out
+
 def base_evaluation(job: dict) -> dict:
     "The step-0 evaluation of a shared start, once for every run: correctness of each eval row and probe row; writes `job['out']`."
     from sbnb.models import load_tokenizer, load_model, default_device
@@ -461,6 +496,9 @@ def base_evaluation(job: dict) -> dict:
     recorder = _probe_recorder(cfg, read_jsonl(job["probe"]), tok)
     if recorder is not None: recorder.record(model, 0)
     res = {"eval": ok, "probe": recorder.correct[0] if recorder is not None else None}
+    if cfg.step0_generate and cfg.eval_mode == "teacher_forcing":  # the same rows by greedy generation + answer extraction
+        res["eval_generate"] = _correct(model, tok, read_jsonl(job["eval"]), cfg.replace(eval_mode="generate"))
+    res["floor"] = floor_check(model, tok, cfg, Path(job["out"]).parent/"floor-step0")
     if is_main_process(): write_json(out, res)
     wait_for_everyone()  # every run reads what rank 0 wrote
     return res
@@ -492,7 +530,7 @@ def run_target(job: dict) -> dict:
     def evaluate(model, step):
         t0 = time.perf_counter()
         shared = base is not None and step == 0
-        rows_ = ev if shared or step in (0, steps) else [r for r in ev if r["split"] == "test"]  # OOD, pretrain: first and last step
+        rows_ = ev if shared or step in (0, steps) else eval_rows([r for r in ev if r["split"] == "test"], cfg.curve_per_source)  # OOD, pretrain: first and last step
         ok = base["eval"] if shared else _correct(model, tok, rows_, cfg)
         e = {"step": int(step)}
         for split in EVAL_SPLITS:
@@ -528,6 +566,7 @@ def run_target(job: dict) -> dict:
                                     batch_size=cfg.eval_batch_size, prompt_style=_style(cfg), max_new_tokens=cfg.max_new_tokens,
                                     model_name=cfg.model, show_progress=False, joint=True)
         bench, t_bench = {n: b["accuracy"] for n, b in s["benchmarks"].items()}, s["seconds"]
+    floor = floor_check(model, tok, cfg, out/"floor") if job["arm"] == "adamw" and job["seed"] == 0 and job["budget"] == "steps" else None
     final = evals[-1]
     part = lambda s, k: final[s][k] if s in final else None  # MathInstruct has no OOD split: the benchmarks are its OOD
     result = {"arm": arm.name, "budget": job["budget"], "seed": job["seed"], "optimizer": arm.optimizer, "data": arm.data,
@@ -545,6 +584,8 @@ def run_target(job: dict) -> dict:
                        "backward_passes": cost["backward_passes"], "tokens": cost["tokens"], "optimizer_steps": cost["optimizer_steps"],
                        "train_loss": cost["train_loss"], "memory": cost.get("memory")}}
     if arm.data == "self": result["self_selection"] = read_json(out/"self_selection.json")
+    if floor is not None: result["floor"] = floor
+    result["git"] = read_json(out/"trainer"/"run.json").get("git")  # the commit each run was made at (a resumed experiment may span several)
     if recorder is not None and job.get("probe_selected") is not None:  # the same probe, split by the replicate's selection
         picked = set(job["probe_selected"])
         recorder.probe = [dict(r, selected="selected" if str(r["id"]) in picked else "not selected") for r in recorder.probe]
@@ -584,12 +625,13 @@ def _self_selection(cfg: ExperimentConfig, rows: list[dict], tok, job: dict, tim
     return [SelfSelect()], sampler
 
 # %% ../nbs/80_experiment.ipynb #c028
-def _map(fn, jobs: list[dict], workers: int, desc: str) -> list:
-    "Run `fn` over `jobs` in `workers` spawned processes (in this process when 1), with a progress bar; results in job order."
+def _map(fn, jobs: list[dict], workers: int, desc: str, done: int = 0) -> list:
+    "Run `fn` over `jobs` in `workers` spawned processes (in this process when 1), with a progress bar (after `done` finished before); results in job order."
     if process_rank()[1] > 1: workers = 1  # under a distributed launcher every process runs the same jobs in order, in itself
     if len(jobs) == 1 and workers > 1: jobs = [dict(jobs[0], threads=workers)]  # one job alone gets the workers' cores
     else: jobs = [dict(j, threads=1 if workers > 1 else j.get("threads", 1)) for j in jobs]
-    if workers <= 1 or len(jobs) <= 1: return [fn(j) for j in progress(jobs, desc=desc, **({} if is_main_process() else {'disable': True}))]
+    bar = dict(initial=done, total=done + len(jobs)) if done else {}  # the bar counts runs kept from an earlier sitting; its ETA, the ones to go
+    if workers <= 1 or len(jobs) <= 1: return [fn(j) for j in progress(jobs, desc=desc, **bar, **({} if is_main_process() else {'disable': True}))]
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
     fn = _importable(fn)
@@ -597,7 +639,7 @@ def _map(fn, jobs: list[dict], workers: int, desc: str) -> list:
     # a worker that dies raises BrokenProcessPool here instead of hanging, as multiprocessing.Pool would
     with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=mp.get_context("spawn")) as pool:
         futures = {pool.submit(fn, j): i for i, j in enumerate(jobs)}
-        for f in progress(as_completed(futures), desc=desc, total=len(jobs)): out[futures[f]] = f.result()
+        for f in progress(as_completed(futures), desc=desc, **(bar or {"total": len(jobs)})): out[futures[f]] = f.result()
     return out
 
 def _importable(fn: Callable) -> Callable:
@@ -625,18 +667,32 @@ def _record(root: Path, cfg, **extra):
     import types
     return RunRecord(root, cfg, seed=None, **extra) if is_main_process() else contextlib.nullcontext(types.SimpleNamespace(record={}))
 
-def run_experiment(cfg: ExperimentConfig, out: str | Path = "results", name: str | None = None, proxy_dir: str | Path | None = None) -> Path:
+def resumable_cache(root: Path, cfg: ExperimentConfig) -> Path | None:
+    "The cache folder under `root/cache` made for this very config (any commit) that holds the most finished runs, or None."
+    best, most = None, 0
+    for d in sorted((root/"cache").glob("*/data/done.json")):
+        if read_json(d).get("config") != cfg.to_dict(): continue
+        n = len(list((d.parent.parent/"runs").glob("*/result.json"))) + len(list(d.parent.parent.glob("proxy-*/traj.jsonl")))
+        if n > most: best, most = d.parent.parent, n
+    return best
+
+def run_experiment(cfg: ExperimentConfig, out: str | Path = "results", name: str | None = None, proxy_dir: str | Path | None = None,
+                   resume: bool = False) -> Path:
     """Run the whole experiment for `cfg`; returns the run folder with tables, plots, comparisons and the run record.
-    `proxy_dir`: where the proxies are trained and found (default: the run's cache), so that several targets share them."""
+    `proxy_dir`: where the proxies are trained and found (default: the run's cache), so that several targets share them.
+    `resume`: keep the finished proxies and runs of this config made at another commit (each run records its own)."""
     from sbnb.select import select
     from sbnb.models import load_tokenizer
     root = run_root(cfg, out, name)
     key = experiment_key(cfg)
-    work = root/"cache"/key
+    work, resumed = root/"cache"/key, None
+    if resume and not list(work.glob("runs/*/result.json")) and (old := resumable_cache(root, cfg)) is not None:
+        work, resumed = old, old.name
+        if is_main_process(): print(f"sbnb experiment: resuming from {old} (made at another commit; each run keeps its own record)", file=sys.stderr)
     work.mkdir(parents=True, exist_ok=True)
     main = is_main_process()
     t_start = time.perf_counter()
-    with _record(root, cfg, cache_key=key) as rr:
+    with _record(root, cfg, cache_key=key, **({"resumed_cache": resumed} if resumed else {})) as rr:
         tok = None if cfg.model == "tiny-char" and not cfg.tokenizer else load_tokenizer(cfg.model, cfg.tokenizer)
         data = experiment_data(cfg, work, tok)
         train_rows = data["train"]
@@ -653,6 +709,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path = "results", name: str
         if shared_start(cfg):  # every run starts from the same weights: their step-0 evaluation is computed once
             _map(base_evaluation, [dict(common, out=str(work/"base_eval.json"))], cfg.workers, "step-0 evaluation")
             common["base_eval"] = str(work/"base_eval.json")
+            if main: write_json(root/"step0.json", step0_summary(read_json(work/"base_eval.json"), read_jsonl(work/"eval.jsonl"), cfg))
         kinds = {ARMS[a].data for a in cfg.arms}
         sels, diag, proxies = {}, [], []
         if kinds - {"original", "self"}:  # 1-3. proxies, trajectories, selection: once per replicate (or once for all)
@@ -698,12 +755,15 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path = "results", name: str
         cost = lambda j: (j["steps"] * (2 if ARMS[j["arm"]].optimizer == "sam" else 1), ARMS[j["arm"]].optimizer == "muon" or ARMS[j["arm"]].data == "self")
         jobs.sort(key=cost, reverse=True)
         wait_for_everyone()  # the augmented data rank 0 wrote
-        results = _map(run_target, jobs, cfg.workers, "target runs")
+        kept = [j for j in jobs if (Path(j["out"])/"result.json").exists()]
+        todo = [j for j in jobs if j not in kept]
+        results = [read_json(Path(j["out"])/"result.json") for j in kept] + _map(run_target, todo, cfg.workers, "target runs", done=len(kept))
         results.sort(key=lambda r: (list(ARMS).index(r["arm"]), r["budget"], r["seed"]))
         wall = round((time.perf_counter() - t_start) / 60, 2)
         if main:  # 5-6. tables, comparisons, plots: rank 0 only
             write_jsonl(root/"runs.jsonl", results)
-            write_report(root, results, diag, cfg.to_dict(), wall, sels.get(0), proxies)
+            write_report(root, results, diag, cfg.to_dict(), wall, sels.get(0), proxies,
+                         read_json(root/"step0.json") if shared_start(cfg) and (root/"step0.json").exists() else None)
             first = Path(jobs[0]["out"])/"trainer"/"run.json"  # the model as every run resolved it: name/folder/.gguf, size
             made = {k: v for k, v in read_json(data["dir"]/"done.json").items() if k != "config"}  # e.g. MathInstruct's counts
             rr.record.update(data_counts={s: len(data[s]) for s in ("train",) + EVAL_SPLITS}, base_steps=B, n_runs=len(results),
@@ -752,18 +812,18 @@ def model_dirname(model: str) -> str:
     "The sub-folder of a target: its registered name, or a folder's / file's name."
     return Path(model).name if ("/" in model or model.endswith(".gguf")) else model
 
-def run_models(cfg: ExperimentConfig, out: str | Path = "results", name: str | None = None) -> Path:
+def run_models(cfg: ExperimentConfig, out: str | Path = "results", name: str | None = None, resume: bool = False) -> Path:
     """Every target of `cfg.models` as a complete experiment (its own data cache, runs, comparisons, summary and run
     record) under OUT/NAME/<model>; with `proxy_model` set, one proxy set in OUT/NAME/proxies/<key> serves them all.
     Writes OUT/NAME/run.json and a summary.md that gathers the targets'. Without `models`, `run_experiment`."""
-    if not cfg.models: return run_experiment(cfg, out, name)
+    if not cfg.models: return run_experiment(cfg, out, name, resume=resume)
     root, t0, done = run_root(cfg, out, name), time.perf_counter(), {}
     root.mkdir(parents=True, exist_ok=True)
     with _record(root, cfg, models=list(cfg.models)) as rr:
         for m in cfg.models:
             sub = cfg.replace(model=m, models=())
             pdir = root/"proxies"/proxy_key(sub) if sub.proxy_model else None
-            done[m] = run_experiment(sub, root, model_dirname(m), proxy_dir=pdir)
+            done[m] = run_experiment(sub, root, model_dirname(m), proxy_dir=pdir, resume=resume)
         if is_main_process():
             demote = lambda md: "\n".join("#" + l if l.startswith("#") else l for l in md.splitlines())
             atomic_write(root/"summary.md", f"# sbnb experiment: preset `{cfg.preset}`, {len(done)} target{'s' * (len(done) != 1)}\n\n" + "".join(
@@ -1016,7 +1076,7 @@ def run_pilot(cfg: ExperimentConfig, out: str | Path = "results", name: str | No
     """The learning-rate pilot: every rate of `lrs` at B and at 2B steps (one seed); B doubles from `cfg.pilot_steps` until an AdamW
     rate gains < 2 pp from B to 2B on the mean and on every source. Writes pilot.json and pilot.md (pilot-B<steps>.* when
     `cfg.steps` is not the preset's)."""
-    lrs = lrs or PILOT_LRS
+    lrs = lrs or ({"adamw": tuple(cfg.pilot_lrs)} if cfg.pilot_lrs else PILOT_LRS)
     root = run_root(cfg, out, name)
     work = root/"cache"/experiment_key(cfg.replace(steps=ExperimentConfig.from_preset(cfg.preset).steps))  # B is what the pilot varies
     data = experiment_data(cfg, work)
@@ -1148,6 +1208,8 @@ def add_cli(sub, common):
     p.add_argument("--out", default="results", help="results folder; the run goes to OUT/NAME (or OUT itself when it ends in NAME)")
     p.add_argument("--name", default=None, help="run folder name (default: the preset's name)")
     p.add_argument("--config", default=None, help="a YAML/JSON file of ExperimentConfig fields, applied on top of the preset")
+    p.add_argument("--resume", action="store_true", help="keep the finished proxies and runs of this very config made at an earlier "
+                   "commit (by default finished work is reused only under the same config, commit and code)")
     p.add_argument("--pilot", action="store_true", help="run the learning-rate pilot (AdamW and Muon, one seed each) instead")
     p.add_argument("--pilot-lrs", action="append", default=None, metavar="OPT:LR,...",
                    help="the pilot's rates for one optimizer, e.g. adamw:1e-3,3e-3; repeat for each (default: adamw and muon at four rates each)")
@@ -1199,6 +1261,6 @@ def _experiment_cmd(args) -> int:
         root = run_pilot(cfg, args.out, args.name, parse_pilot_lrs(args.pilot_lrs) if args.pilot_lrs else None)
         stem = pilot_stem(cfg)
         print((root/f"{stem}.md").read_text()); print(f"wrote {root/stem}.json"); return 0
-    root = run_models(cfg, args.out, args.name)
+    root = run_models(cfg, args.out, args.name, resume=args.resume)
     if is_main_process(): print((root/"summary.md").read_text()); print(f"wrote {root}")
     return 0

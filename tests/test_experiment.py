@@ -271,3 +271,38 @@ def test_paper_preset_on_two_processes_equals_one(mathinstruct_file, tmp_path, s
     assert all(abs(x["cost"]["train_loss"] - y["cost"]["train_loss"]) <= 1e-5 for x, y in zip(a, b))
     costs = [read_json(f)["world_size"] for f in (two / "tiny-qwen3").glob("cache/*/runs/*/trainer/cost.json")]
     assert costs == [2, 2]
+
+def test_llm_cpu_path_on_a_saved_tiny_twin_and_resume_across_commits(tmp_path, monkeypatch, sample_benchmarks):
+    """The llm-cpu code path in seconds: a saved random tiny-smollm2 folder as the shared start (so the step-0 evaluation is
+    shared: teacher-forced and by generation), SmolLM2's tokenizer and chat turns, LoRA on every linear layer, the curve on a
+    subset, the GSM8K floor check (the shipped sample's rows) on the start and on adamw seed 0. Then `--resume` keeps the
+    finished runs of the same config from another cache key (another commit), retraining nothing."""
+    import os, shutil
+    from sbnb.models import tiny_model, load_tokenizer
+    monkeypatch.setenv("SBNB_BENCHMARKS", str(sample_benchmarks))
+    tok = load_tokenizer("smollm2-135m")
+    m = tiny_model("tiny-smollm2", tok)
+    m.save_pretrained(tmp_path / "start"); tok.save_pretrained(tmp_path / "start")
+    argv = ["experiment", "--preset", "llm-cpu", "--model", str(tmp_path / "start"), "--out", str(tmp_path / "out"), "--seeds", "2",
+            "steps=4", "evals=2", "balanced.n_train=16", "balanced.n_test=8", "balanced.n_ood=4", "eval_per_source=4",
+            "curve_per_source=2", "probe_per_group=2", "proxy_records=2", "floor_check=3", "floor_max_new_tokens=8", "max_new_tokens=8"]
+    assert main(argv) == 0
+    root = tmp_path / "out" / "llm-cpu"
+    s0 = read_json(root / "step0.json")
+    assert set(s0) == {"teacher_forced", "generated", "floor"} and set(s0["teacher_forced"]) == {"test", "ood"}
+    assert s0["floor"]["n"] == 3 and 0 <= s0["floor"]["accuracy"] <= 1
+    runs = read_jsonl(root / "runs.jsonl")
+    assert {r["arm"] for r in runs} == set(E.DECIDING_ARMS) and all(r["git"]["commit"] for r in runs)
+    assert [r["floor"]["n"] for r in runs if "floor" in r] == [3] and next(r for r in runs if "floor" in r)["arm"] == "adamw"
+    mid = runs[0]["evals"][1]                      # step 2 of 4: the test subset (2 per source), no OOD
+    assert "ood" not in mid and all(len(r["evals"]) == 3 for r in runs)
+    md = (root / "summary.md").read_text()
+    assert "## Step 0" in md and "greedy generation + answer extraction" in md and "Floor check (GSM8K" in md
+    rec = read_json(root / "run.json")
+    assert rec["config"]["lora"] and rec["model"]["trainable_parameters"] < rec["model"]["parameters"] / 2  # adapters only
+    (key,) = [p.name for p in (root / "cache").iterdir()]
+    shutil.move(root / "cache" / key, root / "cache" / "another-commit")  # as if the code had moved on since
+    stamps = {p: p.stat().st_mtime for p in (root / "cache" / "another-commit" / "runs").glob("*/result.json")}
+    assert main(argv + ["--resume"]) == 0
+    assert read_json(root / "run.json")["resumed_cache"] == "another-commit"
+    assert {p: p.stat().st_mtime for p in stamps} == stamps and read_jsonl(root / "runs.jsonl") == runs  # nothing retrained
