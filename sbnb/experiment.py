@@ -1180,6 +1180,7 @@ _EXAMPLES = """examples:
   sbnb experiment                                           # the CPU default into results/default (the deciding arms)
   sbnb experiment --preset full                             # every arm and the equal-epochs pair
   sbnb experiment --preset llm-smoke                        # SmolLM2-135M offline on a CPU (minutes)
+  sbnb experiment --preset llm-cpu --resume                 # the fair test on SmolLM2-135M on a CPU (hours; keeps finished runs)
   sbnb experiment --pilot                                   # the learning-rate pilot of the default
   sbnb experiment --report results/default                  # recompute tables, verdicts and plots of a finished run
   sbnb experiment --pilot --pilot-lrs adamw:1e-3,3e-3 pilot_steps=2400   # a pilot of two rates starting at B = 2400"""
@@ -1198,7 +1199,7 @@ def add_cli(sub, common):
     p.add_argument("--preset", choices=list(ExperimentConfig.PRESETS), default="default",
                    help="default: the CPU experiment, the deciding arms (adamw, adamw+up, adamw+random, adamw+oracle); full: "
                         "every arm and the equal-epochs pair; smoke: every arm in seconds, numbers meaningless; llm-smoke: "
-                        "SmolLM2-135M on a CPU (minutes); llm-gpu: one GPU; paper: the paper's protocol (MathInstruct, a Pythia-70M "
+                        "SmolLM2-135M on a CPU (minutes); llm-cpu: the fair test on SmolLM2-135M on a CPU (hours, resumable); llm-gpu: one GPU; paper: the paper's protocol (MathInstruct, a Pythia-70M "
                         "proxy, Phi-2, Llama-3.2-1B, Gemma-3-1B-pt and Qwen3-0.6B-Base, the six benchmarks; GPUs: see --plan); "
                         "legacy: the first round's")
     p.add_argument("--model", default=None, help=f"model to fine-tune: a registered name, model folder or .gguf file (default: the preset's; "

@@ -15,7 +15,7 @@ from .models import (MODELS, REAL_MODELS, TINY_MODELS, ModelSpec, models_dir, mo
 from .data import tokenize_rows, Collator
 
 # %% auto #0
-__all__ = ['TrainConfig', 'trainer_class', 'peak_memory', 'training_arguments', 'build_trainer', 'train', 'add_cli']
+__all__ = ['TrainConfig', 'trainer_class', 'peak_memory', 'training_arguments', 'build_trainer', 'lora_model', 'train', 'add_cli']
 
 # %% ../nbs/30_train.ipynb #c013
 @dataclasses.dataclass(frozen=True)
@@ -149,7 +149,7 @@ def trainer_class():
             from sbnb.data import response_logits
             labels = inputs.pop("labels")
             logits, tgt, outputs = response_logits(model, inputs["input_ids"], inputs.get("attention_mask"), labels, lean=self.lean)  # (B, K, V), (B, K)
-            ce = F.cross_entropy(logits.float().transpose(1, 2), tgt, ignore_index=-100, reduction="none")  # (B, K)
+            ce = F.cross_entropy(logits.float().flatten(0, 1), tgt.flatten(), ignore_index=-100, reduction="none").view_as(tgt)  # (B, K); flat is faster than (B, V, K)
             if weighted: ce = ce * self.loss_weights.to(ce.device)[rows.to(ce.device)][:, None]           # each example weighted
             n = num_items_in_batch if num_items_in_batch is not None else (tgt != -100).sum()
             loss = ce.sum() / n                                                        # the mean response-token loss
@@ -244,6 +244,14 @@ def build_trainer(cfg: TrainConfig, model, tokenizer, data: Sequence[dict], coun
         t.remove_callback(PrinterCallback); t.remove_callback(ProgressCallback)
     return t
 
+def lora_model(model, cfg: TrainConfig):
+    "`model` wrapped in peft LoRA adapters from `cfg` (r, alpha, dropout; `lora_targets`, else the registry's, else q/v; 'all-linear': every linear layer but the output head)."
+    from peft import LoraConfig, get_peft_model
+    targets = list(cfg.lora_targets or (MODELS[cfg.model].lora_targets if cfg.model in MODELS else ("q_proj", "v_proj")))
+    if targets == ["all-linear"]: targets = "all-linear"  # peft's name for every linear layer but the output head
+    return get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                                            target_modules=targets, task_type="CAUSAL_LM"))
+
 def train(cfg: TrainConfig, rows: Sequence[dict] | None = None, counts: Sequence[float] | None = None,
           callbacks: Sequence | None = None, sampler=None, model_kwargs: dict | None = None) -> Path:
     "Fine-tune `cfg.model` on `cfg.data` (or `rows`) with `cfg.optim`; returns the run directory. `model_kwargs` reshape a model built from config."
@@ -272,12 +280,8 @@ def train(cfg: TrainConfig, rows: Sequence[dict] | None = None, counts: Sequence
     with record as rec:  # files from rank 0 only
         if main: write_json(out/"train_config.json", cfg.to_dict())
         if cfg.lora:
-            from peft import LoraConfig, get_peft_model
             if gc: model.enable_input_require_grads()  # checkpointed blocks need an input that requires grad
-            targets = list(cfg.lora_targets or (MODELS[cfg.model].lora_targets if cfg.model in MODELS else ("q_proj", "v_proj")))
-            if targets == ["all-linear"]: targets = "all-linear"  # peft's name for every linear layer but the output head
-            model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                                                     target_modules=targets, task_type="CAUSAL_LM"))
+            model = lora_model(model, cfg)
             if main: rec.record["model"] = model_record(model, cfg.model, cfg.init)  # only the adapters train
         trainer = build_trainer(cfg, model, tok, data, counts, callbacks or (), out, sampler=sampler)
         if gpu: torch.cuda.reset_peak_memory_stats()

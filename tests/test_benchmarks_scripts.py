@@ -85,7 +85,7 @@ def test_gpu_finetune_smoke(tmp_path):
 
 
 def test_llm_cpu_tiny_quick(tmp_path):
-    "The random twin runs (b) and (c) in seconds: same token counts with and without the cache, the ratios written."
+    "The random twin runs (b), (c) and (d) in seconds: same token counts with and without the cache, the ratios written."
     out = tmp_path / "l.json"
     p = run(B / "llm_cpu.py", "--model", "tiny-smollm2", "--quick", "--json", out)
     assert p.returncode == 0, p.stderr[-2000:]
@@ -96,6 +96,13 @@ def test_llm_cpu_tiny_quick(tmp_path):
     assert d["ratio_gen_cache_over_nocache"] > 0 and d["ratio_profile_over_bare"] > 0
     assert d["profile"]["longest"] <= 48 and d["load"].startswith("skipped") and "uptime_start" in d
     assert "RATIOS" in p.stdout and "load average" in p.stdout
+    t = d["train"]  # (d): three training set-ups, each with a positive throughput, the same loss before their first step
+    assert list(t["setups"]) == ["full", "lora", "lora_lean"] and t["batch_size"] == 8 and t["tokens_real"] > 0
+    assert all(v["tok_per_s"] > 0 and v["tok_per_cpu_s"] > 0 and v["s_per_step"] > 0 for v in t["setups"].values())
+    assert [(v["lora"], v["response_logits"]) for v in t["setups"].values()] == [(False, False), (True, False), (True, True)]
+    assert t["setups"]["lora"]["trainable_params"] < t["setups"]["full"]["trainable_params"] and t["first_loss_spread"] < 1e-3
+    assert d["ratio_train_lora_over_full"] > 0 and d["ratio_train_lora_lean_over_full"] > 0
+    assert all(v["label"] in p.stdout for v in t["setups"].values())
 
 
 def test_llm_cpu_skips_without_the_gguf(tmp_path, monkeypatch, capsys):
