@@ -176,7 +176,7 @@ class ExperimentConfig(Config):
                         balanced=dict(n_train=250, n_test=200, n_ood=100, n_pretrain=0, form="full", widths=(2,), ood_widths=(3,)),
                         lora=True, batch_size=8, steps=300, lr=1e-3, muon_lr=None, seeds=4, workers=2, evals=3, eval_per_source=200,
                         eval_batch_size=32, max_new_tokens=32, probe_per_group=16, proxy_seeds=1, proxy_epochs=1.0, proxy_records=5,
-                        step0_generate=True, pilot_steps=150, pilot_doublings=1, pilot_lrs=(3e-4, 1e-3, 3e-3), curve_per_source=50,
+                        step0_generate=True, pilot_steps=100, pilot_doublings=0, pilot_lrs=(3e-4, 1e-3, 3e-3), curve_per_source=50,
                         floor_check=200),
         "paper": dict(preset="paper", data="mathinstruct", model="qwen3-0.6b-base", models=PAPER_MODELS, proxy_model="pythia-70m",
                       prompt_style="alpaca", max_length=512, truncate=True, val_fraction=0.05, val_seed=42,
