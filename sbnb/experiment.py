@@ -668,11 +668,12 @@ def _record(root: Path, cfg, **extra):
     return RunRecord(root, cfg, seed=None, **extra) if is_main_process() else contextlib.nullcontext(types.SimpleNamespace(record={}))
 
 def resumable_cache(root: Path, cfg: ExperimentConfig) -> Path | None:
-    "The cache folder under `root/cache` made for this very config (any commit) that holds the most finished runs, or None."
+    "The cache folder under `root/cache` made for this very config (any commit) that holds the most finished work (runs, proxies, the step-0 evaluation), or None."
     best, most = None, 0
     for d in sorted((root/"cache").glob("*/data/done.json")):
         if read_json(d).get("config") != cfg.to_dict(): continue
-        n = len(list((d.parent.parent/"runs").glob("*/result.json"))) + len(list(d.parent.parent.glob("proxy-*/traj.jsonl")))
+        w = d.parent.parent
+        n = len(list((w/"runs").glob("*/result.json"))) + len(list(w.glob("proxy-*/traj.jsonl"))) + (w/"base_eval.json").exists()
         if n > most: best, most = d.parent.parent, n
     return best
 
