@@ -668,13 +668,14 @@ def _record(root: Path, cfg, **extra):
     return RunRecord(root, cfg, seed=None, **extra) if is_main_process() else contextlib.nullcontext(types.SimpleNamespace(record={}))
 
 def resumable_cache(root: Path, cfg: ExperimentConfig) -> Path | None:
-    "The cache folder under `root/cache` made for this very config (any commit) that holds the most finished work (runs, proxies, the step-0 evaluation), or None."
+    """The cache folder under `root/cache` made for this very config (any commit) that holds the most finished work (runs,
+    proxies, the step-0 evaluation), or None."""
     best, most = None, 0
     for d in sorted((root/"cache").glob("*/data/done.json")):
         if read_json(d).get("config") != cfg.to_dict(): continue
         w = d.parent.parent
         n = len(list((w/"runs").glob("*/result.json"))) + len(list(w.glob("proxy-*/traj.jsonl"))) + (w/"base_eval.json").exists()
-        if n > most: best, most = d.parent.parent, n
+        if n > most: best, most = w, n
     return best
 
 def run_experiment(cfg: ExperimentConfig, out: str | Path = "results", name: str | None = None, proxy_dir: str | Path | None = None,
@@ -1200,7 +1201,8 @@ def add_cli(sub, common):
     p.add_argument("--preset", choices=list(ExperimentConfig.PRESETS), default="default",
                    help="default: the CPU experiment, the deciding arms (adamw, adamw+up, adamw+random, adamw+oracle); full: "
                         "every arm and the equal-epochs pair; smoke: every arm in seconds, numbers meaningless; llm-smoke: "
-                        "SmolLM2-135M on a CPU (minutes); llm-cpu: the fair test on SmolLM2-135M on a CPU (hours, resumable); llm-gpu: one GPU; paper: the paper's protocol (MathInstruct, a Pythia-70M "
+                        "SmolLM2-135M on a CPU (minutes); llm-cpu: the fair test on SmolLM2-135M on a CPU (hours, resumable); "
+                        "llm-gpu: one GPU; paper: the paper's protocol (MathInstruct, a Pythia-70M "
                         "proxy, Phi-2, Llama-3.2-1B, Gemma-3-1B-pt and Qwen3-0.6B-Base, the six benchmarks; GPUs: see --plan); "
                         "legacy: the first round's")
     p.add_argument("--model", default=None, help=f"model to fine-tune: a registered name, model folder or .gguf file (default: the preset's; "
