@@ -23,9 +23,9 @@ from .analysis import (Arm, ARMS, BUDGETS, EPOCH_ARMS, COMPARISONS, PLATEAU_PP, 
 __all__ = ['DataKind', 'DECIDING_ARMS', 'FULL_ARMS', 'PAPER_ARMS', 'PAPER_MODELS', 'EVAL_SPLITS', 'PROXY_FIELDS', 'GPUS',
            'GPU_SOURCE', 'MEMORY_RULE', 'PILOT_LRS', 'run_names', 'TinyLMConfig', 'ExperimentConfig',
            'oracle_selection', 'oracle_counts', 'arm_data', 'mean_trajectories', 'check_no_leak', 'experiment_data',
-           'eval_rows', 'probe_rows', 'mathinstruct_splits', 'base_steps', 'proxy_config', 'run_proxy', 'eval_grid',
-           'shared_start', 'floor_rows', 'floor_check', 'step0_summary', 'base_evaluation', 'run_target',
-           'experiment_key', 'run_root', 'resumable_cache', 'run_experiment', 'proxy_seed', 'proxy_cost',
+           'eval_rows', 'probe_rows', 'mathinstruct_splits', 'base_steps', 'proxy_config', 'proxy_record_steps',
+           'run_proxy', 'eval_grid', 'shared_start', 'floor_rows', 'floor_check', 'step0_summary', 'base_evaluation',
+           'run_target', 'experiment_key', 'run_root', 'resumable_cache', 'run_experiment', 'proxy_seed', 'proxy_cost',
            'replicate_jaccard', 'proxy_key', 'model_dirname', 'run_models', 'train_memory_gib', 'eval_memory_gib',
            'plan', 'plan_markdown', 'write_plan', 'pilot_stem', 'run_pilot', 'parse_pilot_lrs', 'BaseConfig',
            'build_base', 'add_cli']
@@ -384,9 +384,17 @@ def proxy_config(cfg: ExperimentConfig) -> ExperimentConfig:
     "The config a proxy trains under: `cfg` with `model` = `proxy_model` (the same when that is None)."
     return cfg.replace(model=cfg.proxy_model, models=()) if cfg.proxy_model else cfg
 
+def proxy_record_steps(cfg: ExperimentConfig, steps: int) -> list[int]:
+    """The steps after 0 at which a proxy of `steps` steps records every training example's loss: every `proxy_record_every`
+    steps, or else `proxy_records` evenly spaced points that end at the last step (the multiples of steps/proxy_records when
+    that divides)."""
+    if cfg.proxy_record_every: return list(range(cfg.proxy_record_every, steps + 1, cfg.proxy_record_every))
+    k = max(1, min(cfg.proxy_records, steps))
+    return sorted({-(-steps * i // k) for i in range(1, k + 1)})
+
 def run_proxy(job: dict) -> str:
-    """Train one proxy with AdamW (a seed), recording every training example's loss every `proxy_record_every` steps (or
-    at `proxy_records` points and the last step) from step 0; writes `traj.jsonl`."""
+    """Train one proxy with AdamW (a seed), recording every training example's loss from step 0 at
+    `proxy_record_steps`; writes `traj.jsonl`."""
     from sbnb.train import train
     from sbnb.models import load_tokenizer
     from sbnb.profile import TrajectoryRecorder, ProfileConfig, trajectory_callback
@@ -400,13 +408,13 @@ def run_proxy(job: dict) -> str:
     style = tc.prompt_style or _style(cfg)
     rec = TrajectoryRecorder(rows, tok, ProfileConfig(batch_size=cfg.eval_batch_size, max_length=cfg.max_length, style=style,
                                                       device="auto", progress=False, truncate=cfg.truncate))
-    every = cfg.proxy_record_every or max(1, steps // cfg.proxy_records)
+    at = proxy_record_steps(cfg, steps)
     t0 = time.perf_counter()
     with _quiet_loading():
-        train(tc, rows=rows, callbacks=[trajectory_callback(rec, every=every)], model_kwargs=_model_kwargs(cfg))
+        train(tc, rows=rows, callbacks=[trajectory_callback(rec, at=at)], model_kwargs=_model_kwargs(cfg))
     if cfg.proxy_record_every is None and steps not in rec.steps: raise SbnbError(f"proxy {out}: no loss recorded at its last step {steps}")
     if len(rec.steps) < 2:
-        raise SbnbError(f"proxy {out}: losses recorded at step 0 only (every {every} of its {steps} steps); lower proxy_record_every "
+        raise SbnbError(f"proxy {out}: losses recorded at step 0 only (every {cfg.proxy_record_every} of its {steps} steps); lower proxy_record_every "
                         "or train the proxy longer (proxy_epochs)")
     if is_main_process(): rec.save(done, model=cfg.model, proxy_seed=job["seed"], train_seconds=round(time.perf_counter() - t0, 2))
     wait_for_everyone()  # the selection reads what rank 0 saved
@@ -974,8 +982,7 @@ def plan(cfg: ExperimentConfig, gpu: str = "h100", mfu: float = 0.35, eval_mfu: 
     def proxies(pm, prefix):
         a, mt = model_info(pm, "proxy")
         sp = _steps(cfg.proxy_epochs, n, bs)
-        every = cfg.proxy_record_every or max(1, sp // cfg.proxy_records)
-        records = sp // every + 1 + (1 if cfg.proxy_record_every is None and sp % every else 0)  # step 0 (and the last step)
+        records = len(proxy_record_steps(cfg, sp)) + 1  # and step 0
         for r in reps:
             for p in range(cfg.proxy_seeds):
                 nm = f"{prefix}proxy-r{r}-{p}"

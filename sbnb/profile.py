@@ -222,16 +222,20 @@ class TrajectoryRecorder:
         write_json(f"{out}.meta.json", run_record(self.config, None, steps=self.steps, n_examples=len(self.ids), **meta))
         return out
 
-def trajectory_callback(recorder: TrajectoryRecorder, every: int = 500, out: str | Path | None = None, at_start: bool = True):
-    "A `transformers.TrainerCallback` that calls `recorder.record` every `every` steps (and at step 0); saves to `out` at the end."
+def trajectory_callback(recorder: TrajectoryRecorder, every: int = 500, out: str | Path | None = None, at_start: bool = True,
+                        at: Iterable[int] | None = None):
+    """A `transformers.TrainerCallback` that calls `recorder.record` every `every` steps, or at the steps `at` when given (and at
+    step 0); saves to `out` at the end."""
     from transformers import TrainerCallback
     if every < 1: raise SbnbError(f"every must be at least 1, got {every}")
+    at = None if at is None else {int(s) for s in at}
+    due = (lambda s: s in at) if at is not None else (lambda s: s % every == 0)
     class TrajectoryCallback(TrainerCallback):
         "Record loss trajectories during training."
         def on_train_begin(self, args, state, control, model=None, **kw):
             if at_start and state.global_step == 0: recorder.record(model, 0)
         def on_step_end(self, args, state, control, model=None, **kw):
-            if state.global_step % every == 0: recorder.record(model, state.global_step)
+            if due(state.global_step): recorder.record(model, state.global_step)
         def on_train_end(self, args, state, control, model=None, **kw):
             if out is not None and state.is_world_process_zero: recorder.save(out, model=type(model).__name__)
     return TrajectoryCallback()

@@ -285,7 +285,7 @@ def test_llm_cpu_path_on_a_saved_tiny_twin_and_resume_across_commits(tmp_path, m
     m.save_pretrained(tmp_path / "start"); tok.save_pretrained(tmp_path / "start")
     argv = ["experiment", "--preset", "llm-cpu", "--model", str(tmp_path / "start"), "--out", str(tmp_path / "out"), "--seeds", "2",
             "steps=4", "evals=2", "balanced.n_train=16", "balanced.n_test=8", "balanced.n_ood=4", "eval_per_source=4",
-            "curve_per_source=2", "probe_per_group=2", "proxy_records=2", "floor_check=3", "floor_max_new_tokens=8", "max_new_tokens=8"]
+            "curve_per_source=2", "probe_per_group=2", "floor_check=3", "floor_max_new_tokens=8", "max_new_tokens=8"]
     assert main(argv) == 0
     root = tmp_path / "out" / "llm-cpu"
     s0 = read_json(root / "step0.json")
@@ -301,6 +301,8 @@ def test_llm_cpu_path_on_a_saved_tiny_twin_and_resume_across_commits(tmp_path, m
     rec = read_json(root / "run.json")
     assert rec["config"]["lora"] and rec["model"]["trainable_parameters"] < rec["model"]["parameters"] / 2  # adapters only
     (key,) = [p.name for p in (root / "cache").iterdir()]
+    meta = read_json(root / "cache" / key / "proxy-r0-0" / "traj.jsonl.meta.json")
+    assert meta["steps"] == [0, 3, 6, 8]  # the preset's 3 points over 8 proxy steps (uneven, as its 125), the last one included
     shutil.move(root / "cache" / key, root / "cache" / "another-commit")  # as if the code had moved on since
     stamps = {p: p.stat().st_mtime for p in (root / "cache" / "another-commit" / "runs").glob("*/result.json")}
     assert main(argv + ["--resume"]) == 0
