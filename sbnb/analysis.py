@@ -16,8 +16,9 @@ __all__ = ['ARMS', 'BUDGETS', 'EPOCH_ARMS', 'TOST_MARGIN_PP', 'ALPHA', 'COMPARIS
            'SEL_COLS', 'PLATEAU_PP', 'PILOT_RULE', 'Arm', 'mean_ci', 'paired_diffs', 'fmt_ci', 'tost', 'mde_paired',
            'verdict', 'compare', 'jaccard', 'mean_jaccard', 'threshold_balanced_accuracy', 'selection_diagnostics',
            'results_table', 'cost_table', 'sb_table', 'baseline_plateau', 'comparisons', 'to_markdown',
-           'selection_summary', 'benchmark_table', 'comparisons_markdown', 'step0_markdown', 'write_report',
-           'plot_results', 'plot_forest', 'report', 'pilot_row', 'pilot_pick', 'pilot_markdown']
+           'selection_summary', 'benchmark_table', 'comparisons_markdown', 'step0_markdown', 'job_minutes', 'jobs_text',
+           'budget_markdown', 'write_report', 'plot_results', 'plot_forest', 'report', 'pilot_row', 'pilot_pick',
+           'pilot_markdown']
 
 # %% ../nbs/40_analysis.ipynb #c005
 @dataclasses.dataclass(frozen=True)
@@ -243,17 +244,18 @@ def sb_table(results: Sequence[dict]) -> list[dict]:
     return rows
 
 def baseline_plateau(results: Sequence[dict]) -> dict:
-    "AdamW's final test accuracy and its gain over the last third of training (pp; mean over seeds): < 2 pp means plateaued."
+    """AdamW's final test accuracy and its gain over the last third of training (pp; mean over seeds; from the evaluation
+    nearest 2/3 of the steps, `from_step`): < 2 pp means plateaued."""
     rs = [r for r in results if r["arm"] == "adamw" and r["budget"] == "steps"]
     if not rs: return {}
     gains = []
     for r in rs:
         ev = r["evals"]; last = ev[-1]
         third = min(ev, key=lambda e: abs(e["step"] - 2 * last["step"] / 3))
-        gains.append(last["test"]["mean"] - third["test"]["mean"])
+        gains.append(last["test"]["mean"] - third["test"]["mean"]); start = third["step"]
     return {"final_pp": round(100 * float(np.mean([r["final"]["test"] for r in rs])), 2),
             "last_third_gain_pp": round(100 * float(np.mean(gains)), 2), "steps": rs[0]["steps"], "seeds": len(rs),
-            "plateaued": bool(np.mean(gains) < 0.02)}
+            "from_step": int(start), "plateaued": bool(np.mean(gains) < 0.02)}
 
 def comparisons(results: Sequence[dict], wall_minutes: float | None = None) -> dict:
     "`comparisons.json`: every comparison of `COMPARISONS` the results allow, the baseline's plateau check, and the wall-clock."
@@ -332,8 +334,9 @@ def comparisons_markdown(cj: dict) -> str:
             ("MDE80 (pp)", lambda r: None if r.get("mde80_pp") is None else f"{r['mde80_pp']:.2f}"),
             ("verdict", "verdict")]
     b = cj.get("baseline") or {}
-    note = (f"\nAdamW baseline: {b['final_pp']:.1f}% test accuracy after {b['steps']} steps; gain over the last third of "
-            f"training {b['last_third_gain_pp']:+.1f} pp ({'plateaued: < 2 pp' if b['plateaued'] else 'NOT plateaued: >= 2 pp'}).\n") if b else ""
+    since = f"from step {b['from_step']} to {b['steps']}" if "from_step" in b else "over the last third of training"
+    note = (f"\nAdamW baseline: {b['final_pp']:.1f}% test accuracy after {b['steps']} steps; gain {since} "
+            f"{b['last_third_gain_pp']:+.1f} pp ({'plateaued: < 2 pp' if b['plateaued'] else 'NOT plateaued: >= 2 pp'}).\n") if b else ""
     return to_markdown(rows, cols) + note
 
 def step0_markdown(step0: dict, results: Sequence[dict] = ()) -> str:
@@ -355,9 +358,44 @@ def step0_markdown(step0: dict, results: Sequence[dict] = ()) -> str:
                    f"{100 * g['ci_high']:.1f}]; {g['no_answer']} without an answer.\n\n")
     return md
 
+def job_minutes(results: Sequence[dict], proxies: Sequence[dict] = (), step0_seconds: float | None = None) -> dict:
+    """The finished jobs' own measured minutes, summed over every sitting of a resumed run: the runs (training, evaluation,
+    selection, benchmarks), the proxies (training with loss recording) and the shared step-0 evaluation (None: not timed)."""
+    run_s = sum(sum(r["cost"].get(k) or 0 for k in ("train_seconds", "eval_seconds", "selection_seconds", "benchmark_seconds")) for r in results)
+    prox_s = sum(p.get("seconds") or 0 for p in proxies)
+    return {"runs": round(run_s / 60, 1), "proxies": round(prox_s / 60, 1),
+            "step0": None if step0_seconds is None else round(step0_seconds / 60, 1),
+            "total": round((run_s + prox_s + (step0_seconds or 0)) / 60, 1)}
+
+def jobs_text(jobs: dict) -> str:
+    "`job_minutes` in words."
+    return (f"runs {jobs['runs']:.0f}, proxies {jobs['proxies']:.0f}, step-0 evaluation "
+            + ("not timed" if jobs.get("step0") is None else f"{jobs['step0']:.0f}"))
+
+def budget_markdown(pilot: dict, cfg: dict, results: Sequence[dict]) -> str:
+    """The summary's paragraph on B: whether the pilot in `pilot.json` chose this run's B and rate, and whether B is a plateau
+    by the pilot's rule or a stage of training (then the comparisons hold at this budget only). Empty for a pilot of the
+    earlier rule."""
+    if "rule" not in pilot or "adamw" not in pilot.get("picked", {}): return ""
+    B = next((r["base_steps"] for r in results if "base_steps" in r), None)
+    lr, pb = pilot["picked"]["adamw"], pilot["base_steps"]
+    if B != pb or cfg.get("lr") != lr:
+        return (f"## The budget B\n\nThe pilot in `pilot.json` chose B = {pb} and lr {lr:g}; this run used B = {B} and lr "
+                f"{cfg.get('lr'):g}, so the pilot's verdict does not apply to it.\n\n")
+    row = next(r for r in pilot["runs"] if r["optimizer"] == "adamw" and r["lr"] == lr)
+    if pilot["plateaued"].get("adamw"):
+        return (f"## The budget B\n\nB = {pb} steps and lr {lr:g} from the pilot (`pilot.md`, seed 0): AdamW trained for 2B steps "
+                f"gains {row['gain_2b_pp']:+.1f} pp over B, under {pilot['plateau_pp']:g} pp on the mean and on every source: a plateau.\n\n")
+    return (f"## The budget B\n\nB = {pb} steps and lr {lr:g} from the pilot (`pilot.md`, seed 0). **No rate met the plateau rule "
+            f"at B, so B is a stage of training, not a plateau**: AdamW at lr {lr:g} gained {row['gain_2b_pp']:+.1f} pp from B to 2B "
+            f"({', '.join(f'{s} {g:+.1f}' for s, g in row['gain_2b_by_source_pp'].items())}). The comparisons hold at this budget.\n\n")
+
 def write_report(root: Path, results: Sequence[dict], diag: Sequence[dict], cfg: dict, wall_minutes: float | None = None,
-                 selection=None, proxies: Sequence[dict] = (), step0: dict | None = None) -> str:
-    "Write results/cost/SB/selection tables (JSON, CSV, markdown), `comparisons.json`, the plots and `summary.md`."
+                 selection=None, proxies: Sequence[dict] = (), step0: dict | None = None, pilot: dict | None = None,
+                 jobs: dict | None = None, resumed: str | None = None) -> str:
+    """Write results/cost/SB/selection tables (JSON, CSV, markdown), `comparisons.json`, the plots and `summary.md`. `pilot`:
+    the run's `pilot.json` (the summary says whether B is a plateau or a stage); `jobs`: `job_minutes`; `resumed`: the cache
+    a resumed run continued (its wall-clock is then this sitting's only)."""
     import pandas as pd
     rt, ct, st = results_table(results), cost_table(results, proxies), sb_table(results)
     cj = comparisons(results, wall_minutes)
@@ -371,7 +409,11 @@ def write_report(root: Path, results: Sequence[dict], diag: Sequence[dict], cfg:
              "method.**\n\n" if smoke else "")
           + f"{cfg['seeds']} seeds per arm, paired by seed; accuracy = mean over sources of exact match "
           f"({cfg['eval_mode'].replace('_', ' ')}, {cfg['eval_per_source'] or 'all'} test and OOD items per source); ± = 95% t-interval "
-          f"over seeds; Δ = mean paired difference. Wall-clock: {wall_minutes} min.\n\n"
+          f"over seeds; Δ = mean paired difference. Wall-clock: {wall_minutes} min"
+          + (" in the last sitting (a resumed run: the finished work of earlier sittings was kept)" if resumed else "")
+          + (f"; the jobs' own measured times add up to {jobs['total']:.0f} min ({jobs_text(jobs)}), {cfg['workers']} at a time"
+             if jobs else "") + ".\n\n"
+          + (budget_markdown(pilot, cfg, results) if pilot else "")
           + (step0_markdown(step0, results) if step0 else "")
           + "## Comparisons\n\n" + (comparisons_markdown(cj) if cj["comparisons"] else "(none: too few arms)\n") +
           "\n## Accuracy\n\n" + to_markdown(rt, RESULT_COLS) + "\n## Cost\n\n" + to_markdown(ct, COST_COLS) +
@@ -469,7 +511,9 @@ def report(root: str | Path, out: str | Path | None = None) -> str:
     proxies = read_jsonl(root/"proxies.jsonl") if (root/"proxies.jsonl").exists() else []
     out.mkdir(parents=True, exist_ok=True)
     step0 = read_json(root/"step0.json") if (root/"step0.json").exists() else None
-    return write_report(out, read_jsonl(root/"runs.jsonl"), diag, rec["config"], rec.get("wall_minutes"), sel, proxies, step0)
+    pilot = read_json(root/"pilot.json") if (root/"pilot.json").exists() else None
+    return write_report(out, read_jsonl(root/"runs.jsonl"), diag, rec["config"], rec.get("wall_minutes"), sel, proxies, step0,
+                        pilot, rec.get("job_minutes"), rec.get("resumed_cache"))
 
 # %% ../nbs/40_analysis.ipynb #c035a
 PLATEAU_PP = 2.0  # the plateau margin (pp)

@@ -17,7 +17,7 @@ from .select import UpsampleConfig
 from .analysis import (Arm, ARMS, BUDGETS, EPOCH_ARMS, COMPARISONS, PLATEAU_PP, mean_ci, paired_diffs, fmt_ci, compare, jaccard, mean_jaccard,
                            threshold_balanced_accuracy, selection_diagnostics, results_table, cost_table, sb_table,
                            baseline_plateau, comparisons, to_markdown, benchmark_table, comparisons_markdown, write_report,
-                           plot_results, pilot_pick, pilot_markdown, pilot_row, PILOT_RULE, report)  # the analysis room; re-exported for old imports
+                           plot_results, pilot_pick, pilot_markdown, pilot_row, PILOT_RULE, report, job_minutes)  # the analysis room; re-exported for old imports
 
 # %% auto #0
 __all__ = ['DataKind', 'DECIDING_ARMS', 'FULL_ARMS', 'PAPER_ARMS', 'PAPER_MODELS', 'EVAL_SPLITS', 'PROXY_FIELDS', 'GPUS',
@@ -498,6 +498,7 @@ def base_evaluation(job: dict) -> dict:
     cfg = ExperimentConfig.from_dict(job["cfg"]); _threads(job)
     tok = load_tokenizer(cfg.model, job.get("tokenizer"))
     import torch
+    t0 = time.perf_counter()
     with _quiet_loading():  # as `train` loads it (float32 weights)
         model = load_model(cfg.model, tok, cfg.init, dtype=torch.float32, **_model_kwargs(cfg)).to(default_device())
     ok = _correct(model, tok, read_jsonl(job["eval"]), cfg)
@@ -507,6 +508,7 @@ def base_evaluation(job: dict) -> dict:
     if cfg.step0_generate and cfg.eval_mode == "teacher_forcing":  # the same rows by greedy generation + answer extraction
         res["eval_generate"] = _correct(model, tok, read_jsonl(job["eval"]), cfg.replace(eval_mode="generate"))
     res["floor"] = floor_check(model, tok, cfg, Path(job["out"]).parent/"floor-step0")
+    res["seconds"] = round(time.perf_counter() - t0, 1)
     if is_main_process(): write_json(out, res)
     wait_for_everyone()  # every run reads what rank 0 wrote
     return res
@@ -770,14 +772,17 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path = "results", name: str
         results = [read_json(Path(j["out"])/"result.json") for j in kept] + _map(run_target, todo, cfg.workers, "target runs", done=len(kept))
         results.sort(key=lambda r: (list(ARMS).index(r["arm"]), r["budget"], r["seed"]))
         wall = round((time.perf_counter() - t_start) / 60, 2)
+        base = work/"base_eval.json"
+        jobs_min = job_minutes(results, proxies, read_json(base).get("seconds") if shared_start(cfg) and base.exists() else None)
         if main:  # 5-6. tables, comparisons, plots: rank 0 only
             write_jsonl(root/"runs.jsonl", results)
             write_report(root, results, diag, cfg.to_dict(), wall, sels.get(0), proxies,
-                         read_json(root/"step0.json") if shared_start(cfg) and (root/"step0.json").exists() else None)
+                         read_json(root/"step0.json") if shared_start(cfg) and (root/"step0.json").exists() else None,
+                         read_json(root/"pilot.json") if (root/"pilot.json").exists() else None, jobs_min, resumed)
             first = Path(jobs[0]["out"])/"trainer"/"run.json"  # the model as every run resolved it: name/folder/.gguf, size
             made = {k: v for k, v in read_json(data["dir"]/"done.json").items() if k != "config"}  # e.g. MathInstruct's counts
             rr.record.update(data_counts={s: len(data[s]) for s in ("train",) + EVAL_SPLITS}, base_steps=B, n_runs=len(results),
-                             wall_minutes=wall, model=read_json(first).get("model") if first.exists() else None,
+                             wall_minutes=wall, job_minutes=jobs_min, model=read_json(first).get("model") if first.exists() else None,
                              **({"data_made": made} if made else {}))
     wait_for_everyone()
     return root

@@ -306,5 +306,7 @@ def test_llm_cpu_path_on_a_saved_tiny_twin_and_resume_across_commits(tmp_path, m
     shutil.move(root / "cache" / key, root / "cache" / "another-commit")  # as if the code had moved on since
     stamps = {p: p.stat().st_mtime for p in (root / "cache" / "another-commit" / "runs").glob("*/result.json")}
     assert main(argv + ["--resume"]) == 0
-    assert read_json(root / "run.json")["resumed_cache"] == "another-commit"
+    rec2 = read_json(root / "run.json")
+    assert rec2["resumed_cache"] == "another-commit" and rec2["job_minutes"]["runs"] > 0 and rec2["job_minutes"]["step0"] is not None
+    assert "in the last sitting (a resumed run" in (root / "summary.md").read_text()  # its wall-clock is not the whole run's
     assert {p: p.stat().st_mtime for p in stamps} == stamps and read_jsonl(root / "runs.jsonl") == runs  # nothing retrained
