@@ -360,8 +360,9 @@ def step0_markdown(step0: dict, results: Sequence[dict] = ()) -> str:
 
 def job_minutes(results: Sequence[dict], proxies: Sequence[dict] = (), step0_seconds: float | None = None) -> dict:
     """The finished jobs' own measured minutes, summed over every sitting of a resumed run: the runs (training, evaluation,
-    selection, benchmarks), the proxies (training with loss recording) and the shared step-0 evaluation (None: not timed)."""
-    run_s = sum(sum(r["cost"].get(k) or 0 for k in ("train_seconds", "eval_seconds", "selection_seconds", "benchmark_seconds")) for r in results)
+    selection, benchmarks, the floor check), the proxies (training with loss recording) and the shared step-0 evaluation (None: not timed)."""
+    run_s = sum(sum(r["cost"].get(k) or 0 for k in ("train_seconds", "eval_seconds", "selection_seconds", "benchmark_seconds"))
+                + ((r.get("floor") or {}).get("seconds") or 0) for r in results)  # the floor check after training, where a run made one
     prox_s = sum(p.get("seconds") or 0 for p in proxies)
     return {"runs": round(run_s / 60, 1), "proxies": round(prox_s / 60, 1),
             "step0": None if step0_seconds is None else round(step0_seconds / 60, 1),
@@ -382,7 +383,8 @@ def budget_markdown(pilot: dict, cfg: dict, results: Sequence[dict]) -> str:
     if B != pb or cfg.get("lr") != lr:
         return (f"## The budget B\n\nThe pilot in `pilot.json` chose B = {pb} and lr {lr:g}; this run used B = {B} and lr "
                 f"{cfg.get('lr'):g}, so the pilot's verdict does not apply to it.\n\n")
-    row = next(r for r in pilot["runs"] if r["optimizer"] == "adamw" and r["lr"] == lr)
+    # the pilot's row at B (a pilot that doubles its budget holds one row per budget and rate)
+    row = next(r for r in pilot["runs"] if r["optimizer"] == "adamw" and r["lr"] == lr and r.get("steps", pb) == pb)
     if pilot["plateaued"].get("adamw"):
         return (f"## The budget B\n\nB = {pb} steps and lr {lr:g} from the pilot (`pilot.md`, seed 0): AdamW trained for 2B steps "
                 f"gains {row['gain_2b_pp']:+.1f} pp over B, under {pilot['plateau_pp']:g} pp on the mean and on every source: a plateau.\n\n")
@@ -482,15 +484,16 @@ def plot_forest(cj: dict, path: str | Path | None = None, title: str = "", margi
     cs = [c for c in cj["comparisons"] if c["ci95_pp"]]
     m = margin_pp if margin_pp is not None else (cs[0].get("tost_margin_pp", TOST_MARGIN_PP) if cs else TOST_MARGIN_PP)
     fig = Figure(figsize=(8, 0.45 * len(cs) + 1.5)); ax = fig.subplots()
-    ax.axvspan(-m, m, color="0.85", label=f"equivalence margin ±{m:g} pp")
+    ax.axvspan(-m, m, color="0.85")
     ax.axvline(0, color="k", lw=0.8)
     y = np.arange(len(cs))
     colors = ["C2" if c["verdict"] == "a > b" else "C3" if c["verdict"] == "a < b" else "C0" if c.get("equivalent") else "0.4" for c in cs]
     for yi, c, col in zip(y, cs, colors):
         ax.plot(c["ci95_pp"], [yi, yi], color=col, lw=2); ax.plot([c["mean_pp"]], [yi], "o", color=col)
     ax.set_yticks(y, [f"{c['a']} − {c['b']}" + (f" ({c['budget']})" if c["budget"] != "steps" else "") + f"  [{c['verdict']}]" for c in cs])
-    ax.invert_yaxis(); ax.set_xlabel("difference in test accuracy, mean over sources (pp), 95% t-interval over paired seeds")
-    ax.legend(fontsize=8, loc="lower right"); ax.set_title(title or "Paired comparisons")
+    ax.invert_yaxis(); ax.set_xlabel("difference in test accuracy, mean over sources (pp), 95% t-interval over paired seeds\n"
+                                      f"grey band: the equivalence margin ±{m:g} pp")  # a label, not a legend: nothing covers a row
+    ax.set_title(title or "Paired comparisons")
     fig.tight_layout()
     if path is not None: _savefig(fig, Path(path))
     return fig
@@ -512,8 +515,13 @@ def report(root: str | Path, out: str | Path | None = None) -> str:
     out.mkdir(parents=True, exist_ok=True)
     step0 = read_json(root/"step0.json") if (root/"step0.json").exists() else None
     pilot = read_json(root/"pilot.json") if (root/"pilot.json").exists() else None
-    return write_report(out, read_jsonl(root/"runs.jsonl"), diag, rec["config"], rec.get("wall_minutes"), sel, proxies, step0,
-                        pilot, rec.get("job_minutes"), rec.get("resumed_cache"))
+    runs = read_jsonl(root/"runs.jsonl")
+    jobs = rec.get("job_minutes")
+    if jobs is None:  # a record from before job_minutes: the same sum, from the runs' and proxies' own times
+        base = root/"cache"/str(rec.get("resumed_cache") or rec.get("cache_key"))/"base_eval.json"
+        jobs = job_minutes(runs, proxies, read_json(base).get("seconds") if base.exists() else None)
+    return write_report(out, runs, diag, rec["config"], rec.get("wall_minutes"), sel, proxies, step0,
+                        pilot, jobs, rec.get("resumed_cache"))
 
 # %% ../nbs/40_analysis.ipynb #c035a
 PLATEAU_PP = 2.0  # the plateau margin (pp)
