@@ -635,6 +635,27 @@ def _self_selection(cfg: ExperimentConfig, rows: list[dict], tok, job: dict, tim
     return [SelfSelect()], sampler
 
 # %% ../nbs/80_experiment.ipynb #c028
+def _bounded(pool, fn, jobs: list[dict], workers: int, desc: str):
+    """(index, result) of each job of `jobs` as it finishes, with at most `workers` submitted to `pool` at a time. When one
+    fails nothing new starts: the running jobs finish (each keeps its result for `--resume`), then its error is raised."""
+    from concurrent.futures import wait, FIRST_COMPLETED
+    todo, running, error = list(enumerate(jobs))[::-1], {}, None
+    while running or (todo and error is None):
+        while todo and error is None and len(running) < workers:
+            i, j = todo.pop(); running[pool.submit(fn, j)] = i
+        done, _ = wait(running, return_when=FIRST_COMPLETED)
+        for f in done:
+            i = running.pop(f)
+            try: r = f.result()
+            except Exception as e:
+                if error is None and is_main_process():
+                    print(f"sbnb experiment: a job of '{desc}' failed ({type(e).__name__}: {e}); {len(todo)} not started will not "
+                          f"start; waiting for the {len(running)} running (kept for --resume)", file=sys.stderr)
+                error = error or e
+                continue
+            yield i, r
+    if error is not None: raise error
+
 def _map(fn, jobs: list[dict], workers: int, desc: str, done: int = 0) -> list:
     "Run `fn` over `jobs` in `workers` spawned processes (in this process when 1), with a progress bar (after `done` finished before); results in job order."
     if process_rank()[1] > 1: workers = 1  # under a distributed launcher every process runs the same jobs in order, in itself
@@ -643,13 +664,12 @@ def _map(fn, jobs: list[dict], workers: int, desc: str, done: int = 0) -> list:
     bar = dict(initial=done, total=done + len(jobs)) if done else {}  # the bar counts runs kept from an earlier sitting; its ETA, the ones to go
     if workers <= 1 or len(jobs) <= 1: return [fn(j) for j in progress(jobs, desc=desc, **bar, **({} if is_main_process() else {'disable': True}))]
     import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import ProcessPoolExecutor
     fn = _importable(fn)
     out = [None] * len(jobs)
     # a worker that dies raises BrokenProcessPool here instead of hanging, as multiprocessing.Pool would
     with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=mp.get_context("spawn")) as pool:
-        futures = {pool.submit(fn, j): i for i, j in enumerate(jobs)}
-        for f in progress(as_completed(futures), desc=desc, **(bar or {"total": len(jobs)})): out[futures[f]] = f.result()
+        for i, r in progress(_bounded(pool, fn, jobs, workers, desc), desc=desc, **(bar or {"total": len(jobs)})): out[i] = r
     return out
 
 def _importable(fn: Callable) -> Callable:

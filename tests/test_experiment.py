@@ -310,3 +310,21 @@ def test_llm_cpu_path_on_a_saved_tiny_twin_and_resume_across_commits(tmp_path, m
     assert rec2["resumed_cache"] == "another-commit" and rec2["job_minutes"]["runs"] > 0 and rec2["job_minutes"]["step0"] is not None
     assert "in the last sitting (a resumed run" in (root / "summary.md").read_text()  # its wall-clock is not the whole run's
     assert {p: p.stat().st_mtime for p in stamps} == stamps and read_jsonl(root / "runs.jsonl") == runs  # nothing retrained
+
+def _fail_first(job):
+    "A job for `_map`: the first one fails at once, every other one takes two seconds and leaves a mark."
+    import time
+    if job["i"] == 0: raise RuntimeError("job 0 fails")
+    time.sleep(2.0)
+    Path(job["dir"], f"ran-{job['i']}").write_text("")
+    return job["i"]
+
+def test_map_starts_nothing_after_a_job_fails(tmp_path, capsys):
+    # two workers, six jobs: job 0 fails at once while job 1 runs. Job 1 finishes (a finished run is kept for --resume);
+    # nothing else starts (before, every queued job still ran: a failed pair of proxies cost another pair's 23 minutes)
+    jobs = [{"i": i, "dir": str(tmp_path)} for i in range(6)]
+    with pytest.raises(RuntimeError, match="job 0 fails"): E._map(_fail_first, jobs, 2, "test jobs")
+    assert sorted(p.name for p in tmp_path.glob("ran-*")) == ["ran-1"]
+    assert "4 not started will not start; waiting for the 1 running" in capsys.readouterr().err
+    test = [{"i": i, "dir": str(tmp_path)} for i in range(1, 5)]  # and without a failure every job runs, results in job order
+    assert E._map(_fail_first, test, 2, "test jobs") == [1, 2, 3, 4]
