@@ -20,15 +20,15 @@ from .analysis import (Arm, ARMS, BUDGETS, EPOCH_ARMS, COMPARISONS, PLATEAU_PP, 
                            plot_results, pilot_pick, pilot_markdown, pilot_row, PILOT_RULE, report, job_minutes)  # the analysis room; re-exported for old imports
 
 # %% auto #0
-__all__ = ['DataKind', 'DECIDING_ARMS', 'FULL_ARMS', 'PAPER_ARMS', 'PAPER_MODELS', 'EVAL_SPLITS', 'PROXY_FIELDS', 'GPUS',
-           'GPU_SOURCE', 'MEMORY_RULE', 'PILOT_LRS', 'run_names', 'TinyLMConfig', 'ExperimentConfig',
-           'oracle_selection', 'oracle_counts', 'arm_data', 'mean_trajectories', 'check_no_leak', 'experiment_data',
-           'eval_rows', 'probe_rows', 'mathinstruct_splits', 'base_steps', 'proxy_config', 'proxy_record_steps',
-           'run_proxy', 'eval_grid', 'shared_start', 'floor_rows', 'floor_check', 'step0_summary', 'base_evaluation',
-           'run_target', 'experiment_key', 'run_root', 'resumable_cache', 'run_experiment', 'proxy_seed', 'proxy_cost',
-           'replicate_jaccard', 'proxy_key', 'model_dirname', 'run_models', 'train_memory_gib', 'eval_memory_gib',
-           'plan', 'plan_markdown', 'write_plan', 'pilot_stem', 'run_pilot', 'parse_pilot_lrs', 'BaseConfig',
-           'build_base', 'add_cli']
+__all__ = ['DataKind', 'DECIDING_ARMS', 'FULL_ARMS', 'PAPER_ARMS', 'PAPER_MODELS', 'EVAL_SPLITS', 'RESUME_IGNORES',
+           'PROXY_FIELDS', 'GPUS', 'GPU_SOURCE', 'MEMORY_RULE', 'PILOT_LRS', 'run_names', 'TinyLMConfig',
+           'ExperimentConfig', 'oracle_selection', 'oracle_counts', 'arm_data', 'mean_trajectories', 'check_no_leak',
+           'experiment_data', 'eval_rows', 'probe_rows', 'mathinstruct_splits', 'base_steps', 'proxy_config',
+           'proxy_record_steps', 'run_proxy', 'eval_grid', 'shared_start', 'floor_rows', 'floor_check', 'step0_summary',
+           'base_evaluation', 'run_target', 'experiment_key', 'run_root', 'resumable_cache', 'run_experiment',
+           'proxy_seed', 'proxy_cost', 'replicate_jaccard', 'proxy_key', 'model_dirname', 'run_models',
+           'train_memory_gib', 'eval_memory_gib', 'plan', 'plan_markdown', 'write_plan', 'pilot_stem', 'run_pilot',
+           'parse_pilot_lrs', 'BaseConfig', 'build_base', 'add_cli']
 
 # %% ../nbs/80_experiment.ipynb #c005
 def run_names(arms: Sequence[str], budgets: Sequence[str] = BUDGETS) -> list[tuple[str, str]]:
@@ -697,12 +697,15 @@ def _record(root: Path, cfg, **extra):
     import types
     return RunRecord(root, cfg, seed=None, **extra) if is_main_process() else contextlib.nullcontext(types.SimpleNamespace(record={}))
 
+RESUME_IGNORES = ("workers",)  # config fields that do not change what a run computes: a resume may change them
+
 def resumable_cache(root: Path, cfg: ExperimentConfig) -> Path | None:
-    """The cache folder under `root/cache` made for this very config (any commit) that holds the most finished work (runs,
-    proxies, the step-0 evaluation), or None."""
+    """The cache folder under `root/cache` made for this very config (any commit; fields in `RESUME_IGNORES` aside) that
+    holds the most finished work (runs, proxies, the step-0 evaluation), or None."""
+    same = lambda c: {k: v for k, v in (c or {}).items() if k not in RESUME_IGNORES}
     best, most = None, 0
     for d in sorted((root/"cache").glob("*/data/done.json")):
-        if read_json(d).get("config") != cfg.to_dict(): continue
+        if same(read_json(d).get("config")) != same(cfg.to_dict()): continue
         w = d.parent.parent
         n = len(list((w/"runs").glob("*/result.json"))) + len(list(w.glob("proxy-*/traj.jsonl"))) + (w/"base_eval.json").exists()
         if n > most: best, most = w, n
@@ -712,7 +715,8 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path = "results", name: str
                    resume: bool = False) -> Path:
     """Run the whole experiment for `cfg`; returns the run folder with tables, plots, comparisons and the run record.
     `proxy_dir`: where the proxies are trained and found (default: the run's cache), so that several targets share them.
-    `resume`: keep the finished proxies and runs of this config made at another commit (each run records its own)."""
+    `resume`: keep the finished proxies and runs of this config made at another commit or with another `workers` (each
+    run records its own)."""
     from sbnb.select import select
     from sbnb.models import load_tokenizer
     root = run_root(cfg, out, name)
@@ -1244,7 +1248,7 @@ def add_cli(sub, common):
     p.add_argument("--out", default="results", help="results folder; the run goes to OUT/NAME (or OUT itself when it ends in NAME)")
     p.add_argument("--name", default=None, help="run folder name (default: the preset's name)")
     p.add_argument("--config", default=None, help="a YAML/JSON file of ExperimentConfig fields, applied on top of the preset")
-    p.add_argument("--resume", action="store_true", help="keep the finished proxies and runs of this very config made at an earlier "
+    p.add_argument("--resume", action="store_true", help="keep the finished proxies and runs of this very config (`workers` aside) made at an earlier "
                    "commit (by default finished work is reused only under the same config, commit and code)")
     p.add_argument("--pilot", action="store_true", help="run the learning-rate pilot (AdamW and Muon, one seed each) instead")
     p.add_argument("--pilot-lrs", action="append", default=None, metavar="OPT:LR,...",

@@ -328,3 +328,20 @@ def test_map_starts_nothing_after_a_job_fails(tmp_path, capsys):
     assert "4 not started will not start; waiting for the 1 running" in capsys.readouterr().err
     test = [{"i": i, "dir": str(tmp_path)} for i in range(1, 5)]  # and without a failure every job runs, results in job order
     assert E._map(_fail_first, test, 2, "test jobs") == [1, 2, 3, 4]
+
+def test_resumable_cache_ignores_workers_only(tmp_path):
+    # the cache of the same config made with another number of workers is resumed (the most finished work wins);
+    # one that differs in anything that changes the runs (here lr) never is
+    cfg = E.ExperimentConfig.from_preset("llm-cpu")
+    def cache(name, n_runs, **over):
+        d = tmp_path / "cache" / name
+        (d / "data").mkdir(parents=True)
+        (d / "data" / "done.json").write_text(json.dumps({"config": dict(cfg.to_dict(), **over)}))
+        for i in range(n_runs): (d / "runs" / f"r{i}").mkdir(parents=True); (d / "runs" / f"r{i}" / "result.json").write_text("{}")
+        return d
+    cache("other-lr", 9, lr=cfg.lr * 3)
+    one = cache("one-worker", 3, workers=1)
+    cache("same", 1)
+    assert E.resumable_cache(tmp_path, cfg) == one
+    assert E.resumable_cache(tmp_path, cfg.override({"lr": cfg.lr * 3})).name == "other-lr"
+    assert "workers" in E.RESUME_IGNORES and E.resumable_cache(tmp_path / "nothing", cfg) is None
