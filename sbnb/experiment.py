@@ -648,10 +648,11 @@ def _bounded(pool, fn, jobs: list[dict], workers: int, desc: str):
             i = running.pop(f)
             try: r = f.result()
             except Exception as e:
-                if error is None and is_main_process():
-                    print(f"sbnb experiment: a job of '{desc}' failed ({type(e).__name__}: {e}); {len(todo)} not started will not "
-                          f"start; waiting for the {len(running)} running (kept for --resume)", file=sys.stderr)
-                error = error or e
+                if error is None:
+                    error = e
+                    if is_main_process():
+                        print(f"sbnb experiment: a job of '{desc}' failed ({type(e).__name__}: {e}); {len(todo)} not started will "
+                              f"not start; waiting for the {len(running)} running (kept for --resume)", file=sys.stderr)
                 continue
             yield i, r
     if error is not None: raise error
