@@ -16,9 +16,9 @@ __all__ = ['ARMS', 'BUDGETS', 'EPOCH_ARMS', 'TOST_MARGIN_PP', 'ALPHA', 'COMPARIS
            'SEL_COLS', 'PLATEAU_PP', 'PILOT_RULE', 'Arm', 'mean_ci', 'paired_diffs', 'fmt_ci', 'tost', 'mde_paired',
            'verdict', 'compare', 'jaccard', 'mean_jaccard', 'threshold_balanced_accuracy', 'selection_diagnostics',
            'results_table', 'cost_table', 'sb_table', 'baseline_plateau', 'comparisons', 'to_markdown',
-           'selection_summary', 'benchmark_table', 'comparisons_markdown', 'step0_markdown', 'job_minutes', 'jobs_text',
-           'budget_markdown', 'write_report', 'plot_results', 'plot_forest', 'report', 'pilot_row', 'pilot_pick',
-           'pilot_markdown']
+           'selection_summary', 'benchmark_table', 'comparisons_markdown', 'step0_markdown', 'job_minutes',
+           'recorded_job_minutes', 'jobs_text', 'budget_markdown', 'write_report', 'plot_results', 'plot_forest',
+           'report', 'pilot_row', 'pilot_pick', 'pilot_markdown']
 
 # %% ../nbs/40_analysis.ipynb #c005
 @dataclasses.dataclass(frozen=True)
@@ -368,6 +368,13 @@ def job_minutes(results: Sequence[dict], proxies: Sequence[dict] = (), step0_sec
             "step0": None if step0_seconds is None else round(step0_seconds / 60, 1),
             "total": round((run_s + prox_s + (step0_seconds or 0)) / 60, 1)}
 
+def recorded_job_minutes(root: Path, rec: dict, runs: Sequence[dict], proxies: Sequence[dict] = ()) -> dict:
+    """`job_minutes` of the finished run in `root` (its run record `rec`): as recorded, or, for a record from before
+    they were, the same sum from its runs' and proxies' own times and its cached step-0 evaluation."""
+    if rec.get("job_minutes") is not None: return rec["job_minutes"]
+    base = Path(root)/"cache"/str(rec.get("resumed_cache") or rec.get("cache_key"))/"base_eval.json"
+    return job_minutes(runs, proxies, read_json(base).get("seconds") if base.exists() else None)
+
 def jobs_text(jobs: dict) -> str:
     "`job_minutes` in words."
     return (f"runs {jobs['runs']:.0f}, proxies {jobs['proxies']:.0f}, step-0 evaluation "
@@ -516,12 +523,8 @@ def report(root: str | Path, out: str | Path | None = None) -> str:
     step0 = read_json(root/"step0.json") if (root/"step0.json").exists() else None
     pilot = read_json(root/"pilot.json") if (root/"pilot.json").exists() else None
     runs = read_jsonl(root/"runs.jsonl")
-    jobs = rec.get("job_minutes")
-    if jobs is None:  # a record from before job_minutes: the same sum, from the runs' and proxies' own times
-        base = root/"cache"/str(rec.get("resumed_cache") or rec.get("cache_key"))/"base_eval.json"
-        jobs = job_minutes(runs, proxies, read_json(base).get("seconds") if base.exists() else None)
     return write_report(out, runs, diag, rec["config"], rec.get("wall_minutes"), sel, proxies, step0,
-                        pilot, jobs, rec.get("resumed_cache"))
+                        pilot, recorded_job_minutes(root, rec, runs, proxies), rec.get("resumed_cache"))
 
 # %% ../nbs/40_analysis.ipynb #c035a
 PLATEAU_PP = 2.0  # the plateau margin (pp)
