@@ -204,16 +204,16 @@ def bench_train(model, tok, r: dict, model_name: str, n_batches: int, repeats: i
     import torch
     from sbnb.corpus import balanced_corpus
     from sbnb.data import Collator, tokenize_rows
-    from sbnb.experiment import ExperimentConfig
+    from sbnb.expconfig import ExperimentConfig
     from sbnb.optim import OptimConfig
     from sbnb.train import TrainConfig, build_trainer, lora_model
     ec = ExperimentConfig.from_preset("llm-cpu")
-    rows = balanced_corpus(ec.balanced)["train"]
+    rows = balanced_corpus(ec.dataset.balanced)["train"]
     random.Random(0).shuffle(rows)
-    rows = rows[:n_batches * ec.batch_size]
-    base = TrainConfig(model=model_name, optim=OptimConfig(name="adamw", lr=ec.lr, weight_decay=ec.weight_decay), max_steps=1,
-                       batch_size=ec.batch_size, max_length=ec.max_length, truncate=ec.truncate, prompt_style=ec.prompt_style,
-                       max_grad_norm=ec.max_grad_norm, lora_r=ec.lora_r, lora_alpha=ec.lora_alpha, lora_targets=ec.lora_targets,
+    rows = rows[:n_batches * ec.train.batch_size]
+    base = TrainConfig(model=model_name, optim=OptimConfig(name="adamw", lr=ec.train.optim.lr, weight_decay=ec.train.optim.weight_decay), max_steps=1,
+                       batch_size=ec.train.batch_size, max_length=ec.train.max_length, truncate=ec.train.truncate, prompt_style=ec.train.prompt_style,
+                       max_grad_norm=ec.train.max_grad_norm, lora_r=ec.train.lora_r, lora_alpha=ec.train.lora_alpha, lora_targets=ec.train.lora_targets,
                        save_steps=0, save_model=False, progress=False, bf16=False, gradient_checkpointing=False)
     data, _ = tokenize_rows(rows, tok, base.max_length, base.prompt_style, truncate=base.truncate)
     collate = Collator(tok.pad_token_id)

@@ -9,44 +9,15 @@ from pathlib import Path
 from typing import Any, Sequence
 import numpy as np
 from .core import SbnbError, read_json, write_json, read_jsonl, atomic_write, atomic_open
-
+from .arms import ARMS, BUDGETS, EPOCH_ARMS
 
 # %% auto #0
-__all__ = ['ARMS', 'BUDGETS', 'EPOCH_ARMS', 'TOST_MARGIN_PP', 'ALPHA', 'COMPARISONS', 'RESULT_COLS', 'COST_COLS', 'SB_COLS',
-           'SEL_COLS', 'PLATEAU_PP', 'PILOT_RULE', 'Arm', 'mean_ci', 'paired_diffs', 'fmt_ci', 'tost', 'mde_paired',
-           'verdict', 'compare', 'jaccard', 'mean_jaccard', 'threshold_balanced_accuracy', 'selection_diagnostics',
-           'results_table', 'cost_table', 'sb_table', 'baseline_plateau', 'comparisons', 'to_markdown',
-           'selection_summary', 'benchmark_table', 'comparisons_markdown', 'step0_markdown', 'job_minutes',
-           'recorded_job_minutes', 'jobs_text', 'budget_markdown', 'write_report', 'plot_results', 'plot_forest',
-           'report', 'pilot_row', 'pilot_pick', 'pilot_markdown']
-
-# %% ../nbs/40_analysis.ipynb #c005
-@dataclasses.dataclass(frozen=True)
-class Arm:
-    "One experimental arm: an optimizer and the data it trains on."
-    name: str
-    optimizer: str      # sbnb.optim name: adamw, muon, sam
-    data: str           # original | upsample | random | oracle | augment | small | self | sched | iw
-    baseline: str       # the arm paired differences are taken against
-    doc: str = ""
-
-ARMS: dict[str, Arm] = {a.name: a for a in [
-    Arm("adamw", "adamw", "original", "adamw", "AdamW on the original distribution (the baseline)"),
-    Arm("adamw+up", "adamw", "upsample", "adamw", "AdamW, the slow cluster of each source x factor (the paper's method)"),
-    Arm("adamw+random", "adamw", "random", "adamw", "control: as many random picks per source as the selection, drawn per seed"),
-    Arm("adamw+oracle", "adamw", "oracle", "adamw", "control: the method's extra appearances per source, on items labelled hard (count-matched, drawn per seed)"),
-    Arm("adamw+aug", "adamw", "augment", "adamw", "AdamW, fresh leak-free variants of the slow cluster instead of repeats"),
-    Arm("adamw+small", "adamw", "small", "adamw", "control: only sources below the mean size, doubled whole"),
-    Arm("adamw+up-self", "adamw", "self", "adamw", "beyond the paper: trajectories from the target's own first epoch, no proxy"),
-    Arm("adamw+up-sched", "adamw", "sched", "adamw", "beyond the paper: upsampled for the first part of training, then the original"),
-    Arm("adamw+up-iw", "adamw", "iw", "adamw", "beyond the paper: upsampled, each example's loss importance-weighted back"),
-    Arm("muon", "muon", "original", "muon", "Muon (2-D hidden weights) + AdamW (the rest)"),
-    Arm("muon+up", "muon", "upsample", "muon", "Muon with the slow cluster x factor"),
-    Arm("sam", "sam", "original", "adamw", "SAM around AdamW: the expensive reference (two passes per step)"),
-]}
-BUDGETS = ("steps", "epochs")
-EPOCH_ARMS = ("adamw+up",)  # the arms also run at equal epochs (against AdamW trained as long)
-
+__all__ = ['TOST_MARGIN_PP', 'ALPHA', 'COMPARISONS', 'RESULT_COLS', 'COST_COLS', 'SB_COLS', 'SEL_COLS', 'mean_ci', 'paired_diffs',
+           'fmt_ci', 'tost', 'mde_paired', 'verdict', 'compare', 'comparison_list', 'jaccard', 'mean_jaccard',
+           'replicate_jaccard', 'threshold_balanced_accuracy', 'selection_diagnostics', 'results_table', 'cost_table',
+           'sb_table', 'baseline_plateau', 'comparisons', 'to_markdown', 'selection_summary', 'benchmark_table',
+           'comparisons_markdown', 'step0_markdown', 'job_minutes', 'recorded_job_minutes', 'jobs_text',
+           'budget_markdown', 'write_report', 'plot_results', 'record_diff', 'plot_forest']
 
 # %% ../nbs/40_analysis.ipynb #c011
 def mean_ci(xs: Sequence[float], level: float = 0.95) -> tuple[float, float, int]:
@@ -124,6 +95,13 @@ COMPARISONS = [  # (a, b, budget): the comparisons the experiment exists for
     ("adamw+up", "adamw+oracle", "steps"), ("sam", "adamw", "steps"), ("adamw+random", "adamw", "steps"),
     ("adamw+small", "adamw", "steps"), ("adamw+random", "adamw", "epochs")]
 
+def comparison_list(results: Sequence[dict]) -> list[tuple[str, str, str]]:
+    "`COMPARISONS`, then every other arm in `results` against its baseline at equal steps (an arm added to `ARMS` is judged too)."
+    arms = dict.fromkeys(r["arm"] for r in results)
+    extra = [(a, ARMS[a].baseline, "steps") for a in arms if a in ARMS and a != ARMS[a].baseline
+             and (a, ARMS[a].baseline, "steps") not in COMPARISONS]
+    return COMPARISONS + extra
+
 # %% ../nbs/40_analysis.ipynb #c014
 def jaccard(a: set, b: set) -> float:
     "|a ∩ b| / |a ∪ b| (1.0 for two empty sets)."
@@ -133,6 +111,11 @@ def mean_jaccard(sets: Sequence[set]) -> float | None:
     "The mean Jaccard over every pair of `sets` (None for fewer than two): how much several picks agree."
     pairs = [jaccard(sets[i], sets[j]) for i in range(len(sets)) for j in range(i + 1, len(sets))]
     return float(np.mean(pairs)) if pairs else None
+
+def replicate_jaccard(diag: list[dict], sels: dict) -> list[dict]:
+    "Add to each diagnostics row the mean pairwise Jaccard of its source's picks across replicates (None with one replicate)."
+    by = {src: mean_jaccard([set(s.sources[src].selected) for s in sels.values() if src in s.sources]) for src in {d["source"] for d in diag}}
+    return [dict(d, replicate_jaccard=by[d["source"]]) for d in diag]
 
 def threshold_balanced_accuracy(x: Sequence[float], y: Sequence[bool]) -> float:
     "The best balanced accuracy of a rule 'x > t' (or 'x <= t') predicting the boolean `y`: 0.5 = chance, 1 = perfect."
@@ -260,7 +243,7 @@ def baseline_plateau(results: Sequence[dict]) -> dict:
 def comparisons(results: Sequence[dict], wall_minutes: float | None = None) -> dict:
     "`comparisons.json`: every comparison of `COMPARISONS` the results allow, the baseline's plateau check, and the wall-clock."
     comps = []
-    for a, b, budget in COMPARISONS:
+    for a, b, budget in comparison_list(results):
         c = compare(results, a, b, budget)
         if c is not None: comps.append(c)
     return {"comparisons": comps, "baseline": baseline_plateau(results), "wall_minutes": wall_minutes}
@@ -484,6 +467,26 @@ def plot_results(root: Path, results: Sequence[dict], cfg: dict) -> list[str]:
         fig.tight_layout(); _savefig(fig, root/"sb.png"); written.append("sb.png")
     return written
 
+# %% ../nbs/40_analysis.ipynb #c033e
+def record_diff(new: str | Path, old: str | Path) -> str:
+    "How the run in `new` differs from the record in `old`: final test accuracy per run (arm, budget, seed) and each comparison."
+    new, old = Path(new), Path(old)
+    acc = lambda p: {(r["arm"], r["budget"], r["seed"]): r["final"]["test"] for r in read_jsonl(p/"runs.jsonl")}
+    a, b = acc(new), acc(old)
+    common = sorted(set(a) & set(b))
+    same = sum(a[k] == b[k] for k in common)
+    gap = max((abs(a[k] - b[k]) for k in common), default=0.0)
+    lines = [f"compared with the record {old}: {same} of {len(common)} runs have the same final test accuracy"
+             + (" (identical)" if same == len(common) else f"; the others differ by up to {100 * gap:.2f} pp")]
+    if set(a) ^ set(b): lines.append(f"  runs in only one of them: {len(set(a) ^ set(b))}")
+    if (new/"comparisons.json").exists() and (old/"comparisons.json").exists():
+        cmp = lambda p: {(c["a"], c["b"], c["budget"]): c for c in read_json(p/"comparisons.json")["comparisons"]}
+        ca, cb = cmp(new), cmp(old)
+        for k in [k for k in cb if k in ca and (ca[k]["mean_pp"], ca[k]["ci95_pp"]) != (cb[k]["mean_pp"], cb[k]["ci95_pp"])]:
+            f = lambda c: f"{c['mean_pp']:+.2f} pp {c['ci95_pp']}"
+            lines.append(f"  {k[0]} - {k[1]} ({k[2]}): {f(ca[k])} now, {f(cb[k])} in the record")
+    return "\n".join(lines)
+
 # %% ../nbs/40_analysis.ipynb #a0351
 def plot_forest(cj: dict, path: str | Path | None = None, title: str = "", margin_pp: float | None = None):
     "A forest plot of `comparisons.json`: per comparison the mean paired difference (pp) with its 95% interval; 0 and ±margin marked."
@@ -504,77 +507,3 @@ def plot_forest(cj: dict, path: str | Path | None = None, title: str = "", margi
     fig.tight_layout()
     if path is not None: _savefig(fig, Path(path))
     return fig
-
-# %% ../nbs/40_analysis.ipynb #a041
-def report(root: str | Path, out: str | Path | None = None) -> str:
-    "Recompute every table, `comparisons.json`, plot and `summary.md` of the finished run in `root` (into `out`, default `root`)."
-    root = Path(root); out = Path(out) if out else root
-    for f in ("runs.jsonl", "run.json"):
-        if not (root/f).exists(): raise SbnbError(f"{root/f}: not found; `report` reads a finished `sbnb experiment` run folder")
-    rec = read_json(root/"run.json")
-    if "config" not in rec: raise SbnbError(f"{root/'run.json'}: no 'config' field; is this an `sbnb experiment` run folder?")
-    diag = read_json(root/"selection_diagnostics.json") if (root/"selection_diagnostics.json").exists() else []
-    sel = None
-    if (root/"selection.json").exists():
-        from sbnb.select import Selection
-        sel = Selection.from_dict(read_json(root/"selection.json"))
-    proxies = read_jsonl(root/"proxies.jsonl") if (root/"proxies.jsonl").exists() else []
-    out.mkdir(parents=True, exist_ok=True)
-    step0 = read_json(root/"step0.json") if (root/"step0.json").exists() else None
-    pilot = read_json(root/"pilot.json") if (root/"pilot.json").exists() else None
-    runs = read_jsonl(root/"runs.jsonl")
-    return write_report(out, runs, diag, rec["config"], rec.get("wall_minutes"), sel, proxies, step0,
-                        pilot, recorded_job_minutes(root, rec, runs, proxies), rec.get("resumed_cache"))
-
-# %% ../nbs/40_analysis.ipynb #c035a
-PLATEAU_PP = 2.0  # the plateau margin (pp)
-PILOT_RULE = ("B is the smallest budget at which AdamW trained for 2B steps gains less than 2 pp of test accuracy over AdamW "
-              "trained for B steps, on the mean over sources and on every source; each optimizer's pick is its best accuracy at "
-              "B among the rates that meet the same rule (the best overall, flagged, when none does)")
-
-def pilot_row(opt: str, lr: float, at_b: dict, at_2b: dict) -> dict:
-    "One pilot rate: accuracy at B and at 2B (two runs, each with its own schedule), the gains on the mean and per source, the rule."
-    gain = 100 * (at_2b["final"]["test"] - at_b["final"]["test"])
-    by = {s: round(100 * (at_2b["final"]["test_by_source"][s] - v), 1) for s, v in at_b["final"]["test_by_source"].items()}
-    return {"optimizer": opt, "lr": lr, "steps": at_b["steps"], "test_pp": round(100 * at_b["final"]["test"], 1),
-            "test_2b_pp": round(100 * at_2b["final"]["test"], 1), "gain_2b_pp": round(gain, 1), "gain_2b_by_source_pp": by,
-            "test_by_source_pp": {s: round(100 * v, 1) for s, v in at_b["final"]["test_by_source"].items()},
-            "ood_pp": round(100 * at_b["final"]["ood"], 1), "meets": bool(gain < PLATEAU_PP and all(g < PLATEAU_PP for g in by.values())),
-            "curve_pp": [round(100 * e["test"]["mean"], 1) for e in at_2b["evals"]],
-            "train_seconds": round(at_b["cost"]["train_seconds"] + at_2b["cost"]["train_seconds"], 1)}
-
-def pilot_pick(table: list[dict]) -> dict:
-    """Each optimizer's rate, {optimizer: lr}: the best test accuracy among the rates that meet the plateau rule (`meets`,
-    the B-to-2B rule; older pilots: `last_third_gain_pp` < 2), else the best overall."""
-    picks = {}
-    for opt in dict.fromkeys(r["optimizer"] for r in table):
-        rows = [r for r in table if r["optimizer"] == opt]
-        flat = [r for r in rows if (r["meets"] if "meets" in r else r["last_third_gain_pp"] < PLATEAU_PP)]
-        picks[opt] = max(flat or rows, key=lambda r: r["test_pp"])["lr"]
-    return picks
-
-def pilot_markdown(pilot: dict) -> str:
-    "The pilot table of `pilot.json` as markdown: every rate's accuracy, its gains, per-source gains; picks marked *."
-    cfg, runs = pilot["config"], pilot["runs"]
-    if "rule" not in pilot:  # a pilot of the earlier rule (gain over the last third)
-        flat = {o for o in pilot["picked"] if any(r["plateaued"] for r in runs if r["optimizer"] == o)}
-        note = "" if flat == set(pilot["picked"]) else f" (for {', '.join(sorted(set(pilot['picked']) - flat))}: no rate plateaued, so its best rate)"
-        return (f"# Learning-rate pilot ({cfg['preset']}, B = {pilot['base_steps']} steps, seed 0)\n\n"
-                f"A rate has plateaued when test accuracy gains less than {pilot['plateau_pp']:g} pp over the last third of the steps; "
-                f"each optimizer's pick (*) is its best plateaued rate{note}.\n\n" + to_markdown(runs, [
-            ("optimizer", "optimizer"), ("lr", lambda r: f"{r['lr']:g}" + (" *" if r["picked"] else "")),
-            ("test %", lambda r: f"{r['test_pp']:.1f}"), ("OOD %", lambda r: f"{r['ood_pp']:.1f}"),
-            ("gain over last third (pp)", lambda r: f"{r['last_third_gain_pp']:+.1f}"),
-            ("test % at each evaluation", lambda r: " → ".join(f"{x:.1f}" for x in r["curve_pp"])),
-            ("train s", lambda r: f"{r['train_seconds']:.0f}")]))
-    notes = [f"**{o}: no rate met the rule at B = {pilot['base_steps']}; its pick is the best rate, not a plateau.**"
-             for o, ok in pilot["plateaued"].items() if not ok]
-    notes += [f"**{o}: the pick is on the edge of its grid; widen the grid.**" for o, e in pilot["on_edge"].items() if e]
-    return (f"# Learning-rate pilot ({cfg['preset']}, seed 0): B = {pilot['base_steps']} steps\n\n"
-            f"The rule: {pilot['rule']}. Every rate ran at B and at 2B; * marks the picks.\n\n" + "".join(n + "\n\n" for n in notes) +
-            to_markdown(runs, [("optimizer", "optimizer"), ("B", "steps"), ("lr", lambda r: f"{r['lr']:g}" + (" *" if r.get("picked") else "")),
-                               ("test % at B", lambda r: f"{r['test_pp']:.1f}"), ("at 2B", lambda r: f"{r['test_2b_pp']:.1f}"),
-                               ("gain B→2B (pp)", lambda r: f"{r['gain_2b_pp']:+.1f}"),
-                               ("gain per source (pp)", lambda r: ", ".join(f"{s} {g:+.1f}" for s, g in r["gain_2b_by_source_pp"].items())),
-                               ("meets the rule", lambda r: "yes" if r["meets"] else "no"), ("train s", lambda r: f"{r['train_seconds']:.0f}")]))
-

@@ -12,7 +12,7 @@ __all__ = ['COMMAND_MODULES', 'add_cli', 'build_parser', 'run_command', 'main']
 
 # %% ../nbs/90_cli.ipynb #c005
 COMMAND_MODULES: list[str] = ["sbnb.benchmarks", "sbnb.data", "sbnb.corpus", "sbnb.train", "sbnb.profile", "sbnb.upsample",
-                              "sbnb.evaluate", "sbnb.experiment", "sbnb.theory", "sbnb.cli"]
+                              "sbnb.evaluate", "sbnb.expcli", "sbnb.theory", "sbnb.cli"]
 
 _Formatter = HelpFormatter  # each default once, examples' line breaks kept
 

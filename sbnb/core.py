@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 # %% auto #0
-__all__ = ['TABLE_SUFFIXES', 'PACKAGES', 'HUB_SWITCHES', 'SbnbError', 'Config', 'read_mapping', 'choices', 'HelpFormatter',
-           'atomic_open', 'atomic_write', 'write_json', 'read_json', 'read_jsonl', 'write_jsonl', 'read_table_lines',
-           'read_table', 'write_table', 'check_rows', 'check_outputs', 'seed_everything', 'package_versions',
-           'project_root', 'git_commit', 'device_info', 'run_record', 'RunRecord', 'write_record_beside', 'record_name',
-           'progress', 'default_device', 'benchmarks_dir', 'cache_dir', 'corpus_dir', 'process_rank', 'is_main_process',
-           'wait_for_everyone', 'hub_offline', 'hub_reachable', 'load_hub_dataset', 'env_info']
+__all__ = ['TABLE_SUFFIXES', 'PACKAGES', 'HUB_SWITCHES', 'SbnbError', 'Config', 'config_from_args', 'read_mapping', 'choices',
+           'HelpFormatter', 'atomic_open', 'atomic_write', 'write_json', 'read_json', 'read_jsonl', 'write_jsonl',
+           'read_table_lines', 'read_table', 'write_table', 'check_rows', 'check_outputs', 'seed_everything',
+           'package_versions', 'project_root', 'git_commit', 'device_info', 'run_record', 'RunRecord',
+           'write_record_beside', 'record_name', 'progress', 'default_device', 'benchmarks_dir', 'cache_dir',
+           'corpus_dir', 'process_rank', 'is_main_process', 'wait_for_everyone', 'hub_offline', 'hub_reachable',
+           'load_hub_dataset', 'env_info']
 
 # %% ../nbs/00_core.ipynb #c005
 class SbnbError(Exception):
@@ -101,7 +102,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
 # %% ../nbs/00_core.ipynb #c009
 @dataclasses.dataclass(frozen=True)
 class Config:
-    "Base for frozen dataclass configs: defaults, then a YAML/JSON file, then `key=value` overrides; unknown keys rejected."
+    """Base for frozen dataclass configs: defaults, then a YAML/JSON file, then `key=value` overrides; unknown keys rejected.
+    `ALIASES` maps the flat names users type (`lr`) to the nested field they set (`optim.lr`)."""
     def __post_init__(self):
         hints = typing.get_type_hints(type(self))
         for f in dataclasses.fields(self):  # coerce values given directly to the constructor too
@@ -111,6 +113,14 @@ class Config:
 
     def validate(self) -> None:
         "Check values; subclasses raise `SbnbError` naming the field."
+
+    ALIASES: typing.ClassVar[dict[str, str]] = {}  # flat name -> dotted field path, e.g. {"lr": "optim.lr"}
+
+    @classmethod
+    def resolve(cls, key: str) -> str:
+        "The dotted field path of `key`: an alias (or an alias followed by `.sub.keys`) becomes its path; anything else is itself."
+        head, dot, rest = key.partition(".")
+        return cls.ALIASES[head] + dot + rest if head in cls.ALIASES else key
 
     @classmethod
     def keys(cls) -> list[str]:
@@ -126,7 +136,7 @@ class Config:
             if isinstance(hints[f.name], type) and issubclass(hints[f.name], Config): out += hints[f.name].all_keys(f"{prefix}{f.name}.")
         return out
 
-    PRESETS: typing.ClassVar[dict] = {}  # name -> overrides of the defaults (dotted keys allowed), or a function returning a config
+    PRESETS: typing.ClassVar[dict] = {}  # name -> overrides of the defaults (dotted keys and aliases allowed), or a function returning a config
 
     @classmethod
     def from_preset(cls, name: str):
@@ -143,8 +153,16 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict, where: str = "config"):
-        "Build from a (possibly nested) mapping; unknown keys raise `SbnbError` with a suggestion."
+        "Build from a (possibly nested) mapping, aliases allowed; unknown keys raise `SbnbError` with a suggestion."
         if not isinstance(d, dict): raise SbnbError(f"{where}: expected a mapping of keys to values, got {type(d).__name__}")
+        if any(k in cls.ALIASES for k in d):  # flat names (an older record, a hand-written file): nest them first
+            nested = {k: v for k, v in d.items() if k not in cls.ALIASES}
+            for k, v in d.items():
+                if k not in cls.ALIASES: continue
+                node, parts = nested, cls.ALIASES[k].split(".")
+                for p in parts[:-1]: node = node.setdefault(p, {})
+                node[parts[-1]] = v
+            d = nested
         hints, valid = typing.get_type_hints(cls), cls.keys()
         kw = {}
         for k, v in d.items():
@@ -159,16 +177,31 @@ class Config:
         return cls.from_dict(d, where=str(Path(path)))
 
     def override(self, overrides: Iterable[str] | dict = ()):
-        "A copy with `key=value` (or `a.b=value` for nested configs) overrides applied."
+        "A copy with `key=value` (or `a.b=value` for nested configs, or an alias) overrides applied; a dict value replaces a whole section."
         items = overrides.items() if isinstance(overrides, dict) else [_split_override(o) for o in overrides]
         d = self.to_dict()
         for k, v in items:
-            node, parts = d, k.split(".")
+            path = type(self).resolve(k)
+            node, parts = d, path.split(".")
             for i, p in enumerate(parts[:-1]):
                 if not isinstance(node.get(p), dict): raise SbnbError(f"override '{k}': '{'.'.join(parts[:i+1])}' is not a nested config")
                 node = node[p]
             node[parts[-1]] = v
         return type(self).from_dict(d, where="override")
+
+    def merge(self, mapping: dict, where: str = "config"):
+        "A copy with a (possibly nested) mapping merged in field by field: `{'optim': {'lr': 1e-3}}` changes only `optim.lr`."
+        flat = {}
+        def walk(m, prefix, cls):
+            for k, v in m.items():
+                path = prefix + cls.resolve(k)
+                sub = _config_type(type(self), path)
+                if isinstance(v, dict) and sub is not None: walk(v, path + ".", sub)
+                else: flat[path] = v
+        if not isinstance(mapping, dict): raise SbnbError(f"{where}: expected a mapping of keys to values, got {type(mapping).__name__}")
+        walk(mapping, "", type(self))
+        try: return self.override(flat)
+        except SbnbError as e: raise SbnbError(f"{where}: {e}") from None
 
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: Iterable[str] | dict = ()):
@@ -177,12 +210,43 @@ class Config:
         return cfg.override(overrides)
 
     def replace(self, **kw):
-        "A validated copy with some fields changed."
+        "A validated copy with some fields changed (aliases allowed)."
         return self.override(kw)
 
     def to_dict(self) -> dict:
         "A JSON-ready nested dict."
         return json.loads(json.dumps(dataclasses.asdict(self), default=str))
+
+    def get(self, key: str):
+        "The value at a dotted path or alias (`cfg.get('lr')` is `cfg.optim.lr` when `lr` is an alias of `optim.lr`)."
+        v = self
+        for p in type(self).resolve(key).split("."): v = getattr(v, p)
+        return v
+
+    def flat(self) -> dict:
+        "A JSON-ready dict with every top-level field and every alias under the flat name users type (for reports and tables)."
+        d = self.to_dict()
+        for a in type(self).ALIASES:
+            v = d
+            for p in type(self).resolve(a).split("."): v = v[p]
+            d[a] = v
+        return d
+
+
+def _config_type(cls, path: str):
+    "The Config class of the field at dotted `path` of `cls` (None for a plain field or an unknown name)."
+    for p in path.split("."):
+        hints = typing.get_type_hints(cls) if isinstance(cls, type) and issubclass(cls, Config) else {}
+        cls = hints.get(p)
+        if cls is None: return None
+    return cls if isinstance(cls, type) and issubclass(cls, Config) else None
+
+
+def config_from_args(cls, preset: str | None = None, file: str | Path | None = None, overrides: Iterable[str] | dict = ()):
+    "The one way every command turns its input into a config: a preset (or the defaults), then a YAML/JSON file, then KEY=VALUE overrides (aliases allowed)."
+    cfg = cls.from_preset(preset) if preset is not None else cls()
+    if file: cfg = cfg.merge(read_mapping(file), where=str(Path(file)))
+    return cfg.override(overrides)
 
 def read_mapping(path: str | Path) -> dict:
     "The raw mapping in a `.json`, `.yaml` or `.yml` config file; unreadable files are a `SbnbError` naming them."

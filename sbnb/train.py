@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse, contextlib, dataclasses, functools, os, resource, sys, time
 from pathlib import Path
 from typing import Literal, Sequence
-from .core import (Config, SbnbError, RunRecord, read_json, write_json, seed_everything, project_root, _suggest, HelpFormatter,
+from .core import (Config, config_from_args, SbnbError, RunRecord, read_json, write_json, seed_everything, project_root, _suggest, HelpFormatter,
                        check_outputs, process_rank, wait_for_everyone)
 from .optim import OptimConfig, OPTIMIZERS, SAM_BASES, SAM, build_optimizer
 from .models import (MODELS, REAL_MODELS, TINY_MODELS, ModelSpec, models_dir, model_spec, model_config, count_parameters,
@@ -58,6 +58,9 @@ class TrainConfig(Config):
     weights_dtype: Literal["float32", "auto"] = "float32"  # float32: mixed precision keeps float32 weights; auto: the checkpoint's dtype
     seed: int = 42
     resume: str | None = None        # a checkpoint folder, or "last" for the newest checkpoint-* in out
+
+    ALIASES = {"lr": "optim.lr", "optimizer": "optim.name", "rho": "optim.rho", "muon_lr": "optim.muon_lr",
+               "weight_decay": "optim.weight_decay", "steps": "max_steps"}  # the flat names `sbnb train lr=1e-4` takes
 
     def validate(self):
         if self.model not in MODELS and not Path(self.model).is_dir(): model_spec(self.model)
@@ -305,7 +308,7 @@ def train(cfg: TrainConfig, rows: Sequence[dict] | None = None, counts: Sequence
 
 # %% ../nbs/30_train.ipynb #c034
 def _train_cmd(args) -> int:
-    cfg = TrainConfig.load(args.config, args.set or ())
+    cfg = config_from_args(TrainConfig, None, args.config, list(args.set or ()) + list(args.overrides))
     flags = {"model": args.model, "data": args.data, "out": args.out, "tokenizer": args.tokenizer,
              "max_steps": args.max_steps, "epochs": args.epochs, "save_steps": args.save_steps, "seed": args.seed,
              "batch_size": args.batch_size, "grad_accum": args.grad_accum, "max_length": args.max_length,
@@ -366,4 +369,6 @@ def add_cli(sub, common) -> None:
     p.add_argument("--resume", default=None, help="checkpoint folder, or 'last' for the newest in --out")
     p.add_argument("--config", default=None, help="YAML/JSON file of TrainConfig fields")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a TrainConfig field (repeatable), e.g. optim.rho=0.1")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="TrainConfig overrides, as `sbnb experiment` takes them: "
+                   "lr=1e-4 (optim.lr), steps=200 (max_steps), optimizer=muon, lora=true, ...")
     p.set_defaults(func=_train_cmd)

@@ -5,7 +5,11 @@ from pathlib import Path
 import pytest
 from sbnb.cli import main
 from sbnb.core import read_jsonl, read_json
-from sbnb import experiment as E
+import dataclasses
+from types import SimpleNamespace
+from sbnb import expconfig, arms, expdata, experiment, plan, jobs
+# the experiment's rooms, under one name for these tests
+E = SimpleNamespace(**{k: getattr(m, k) for m in (expconfig, arms, expdata, experiment, plan, jobs) for k in getattr(m, "__all__", ())})
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
@@ -69,10 +73,10 @@ def test_shared_step0_evaluation_equals_a_runs_own(smoke, tmp_path):
     work = next(d for d in (smoke / "cache").iterdir() if (d / "base_eval.json").exists())
     r0 = read_json(work / "runs" / "adamw__steps__s0" / "result.json")
     assert "ood" in r0["evals"][0] and "ood" in r0["evals"][-1] and all("ood" not in e for e in r0["evals"][1:-1])
-    job = dict(cfg=cfg.to_dict(), tokenizer=None, held_out=str(work / "held_out.json"), eval=str(work / "eval.jsonl"),
-               probe=str(work / "probe.jsonl"), n_original=r0["n_original"], base_steps=r0["base_steps"], benchmarks={},
-               out=str(tmp_path / "run"), arm="adamw", budget="steps", seed=0, data=str(work / "data" / "train.jsonl"),
-               counts=None, steps=r0["steps"], threads=1)
+    inputs = E.RunInputs(cfg=cfg, tokenizer=None, held_out=str(work / "held_out.json"), eval=str(work / "eval.jsonl"),
+                         probe=str(work / "probe.jsonl"), n_original=r0["n_original"], base_steps=r0["base_steps"], benchmarks={})
+    job = E.TargetJob(inputs=inputs, out=str(tmp_path / "run"), arm="adamw", budget="steps", seed=0,
+                      data=str(work / "data" / "train.jsonl"), counts=None, steps=r0["steps"], threads=1)
     n = torch.get_num_threads()
     try: r = E.run_target(job)  # no base_eval: evaluates step 0 in the run
     finally: torch.set_num_threads(n)
@@ -84,7 +88,7 @@ def test_random_control_differs_per_seed():
     traj, slow = planted_trajectories({"a": 60, "b": 60}, seed=0)
     rows = [{"id": r["id"], "source": r["source"], "instruction": r["id"], "output": "x"} for r in traj]
     sel = select(traj)
-    c0, c1 = E.arm_data("random", rows, sel, seed=0)[1], E.arm_data("random", rows, sel, seed=1)[1]
+    c0, c1 = (E.ARMS["adamw+random"].training_data(rows, sel, seed=s)[1] for s in (0, 1))
     assert c0 != c1 and sum(c0) == sum(c1) == len(rows) + len(sel)
 
 def test_rerun_reuses_finished_parts(smoke):
@@ -99,12 +103,12 @@ def test_no_arm_of_any_preset_trains_on_a_held_out_prompt(preset, tmp_path, monk
     The paper's MathInstruct comes from a generated MathInstruct-shaped file, its benchmarks from the shipped sample."""
     from sbnb.select import select
     cfg = E.ExperimentConfig.from_preset(preset)
-    if cfg.data == "mathinstruct":
+    if cfg.dataset.kind == "mathinstruct":
         from sbnb.data import mathinstruct_like
         (tmp_path / "mi.json").write_text(json.dumps(mathinstruct_like(300)))
         monkeypatch.setenv("SBNB_BENCHMARKS", str(sample_benchmarks))
         cfg = cfg.replace(data_path=str(tmp_path / "mi.json"))
-    if cfg.data == "llm":
+    if cfg.dataset.kind == "llm":
         import os
         if not os.environ.get("SBNB_BENCHMARKS"): pytest.skip("real benchmark files (GSM8K train): set SBNB_BENCHMARKS")
         cfg = cfg.replace(gsm8k_train=200)  # the tokenizer-length filter needs no model here
@@ -116,9 +120,9 @@ def test_no_arm_of_any_preset_trains_on_a_held_out_prompt(preset, tmp_path, monk
     assert held and not {r["instruction"] for r in rows} & held
     for arm in cfg.arms:
         for seed in range(min(cfg.seeds, 3)):
-            r, _ = E.arm_data(E.ARMS[arm].data, rows, sel, seed=seed, augment=data["augment"])
+            r, _ = E.ARMS[arm].training_data(rows, sel, seed=seed, augment=data["augment"])
             E.check_no_leak(r, held, f"{preset} {arm} seed {seed}")
-            if E.ARMS[arm].data == "augment":
+            if E.ARMS[arm].materializes:
                 keys = {x["key"] for s in ("test", "ood") for x in data[s] if "key" in x}
                 assert not {x.get("key") for x in r[len(rows):]} & keys
 
@@ -311,23 +315,29 @@ def test_llm_cpu_path_on_a_saved_tiny_twin_and_resume_across_commits(tmp_path, m
     assert "in the last sitting (a resumed run" in (root / "summary.md").read_text()  # its wall-clock is not the whole run's
     assert {p: p.stat().st_mtime for p in stamps} == stamps and read_jsonl(root / "runs.jsonl") == runs  # nothing retrained
 
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    i: int
+    dir: str
+    threads: int = 1
+
 def _fail_first(job):
-    "A job for `_map`: the first one fails at once, every other one takes two seconds and leaves a mark."
+    "A job for `run_jobs`: the first one fails at once, every other one takes two seconds and leaves a mark."
     import time
-    if job["i"] == 0: raise RuntimeError("job 0 fails")
+    if job.i == 0: raise RuntimeError("job 0 fails")
     time.sleep(2.0)
-    Path(job["dir"], f"ran-{job['i']}").write_text("")
-    return job["i"]
+    Path(job.dir, f"ran-{job.i}").write_text("")
+    return job.i
 
 def test_map_starts_nothing_after_a_job_fails(tmp_path, capsys):
     # two workers, six jobs: job 0 fails at once while job 1 runs. Job 1 finishes (a finished run is kept for --resume);
     # nothing else starts (before, every queued job still ran: a failed pair of proxies cost another pair's 23 minutes)
-    jobs = [{"i": i, "dir": str(tmp_path)} for i in range(6)]
-    with pytest.raises(RuntimeError, match="job 0 fails"): E._map(_fail_first, jobs, 2, "test jobs")
+    jobs = [_Job(i, str(tmp_path)) for i in range(6)]
+    with pytest.raises(RuntimeError, match="job 0 fails"): E.run_jobs(_fail_first, jobs, 2, "test jobs")
     assert sorted(p.name for p in tmp_path.glob("ran-*")) == ["ran-1"]
     assert "4 not started will not start; waiting for the 1 running" in capsys.readouterr().err
-    test = [{"i": i, "dir": str(tmp_path)} for i in range(1, 5)]  # and without a failure every job runs, results in job order
-    assert E._map(_fail_first, test, 2, "test jobs") == [1, 2, 3, 4]
+    test = [_Job(i, str(tmp_path)) for i in range(1, 5)]  # and without a failure every job runs, results in job order
+    assert E.run_jobs(_fail_first, test, 2, "test jobs") == [1, 2, 3, 4]
 
 def test_resumable_cache_ignores_workers_only(tmp_path):
     # the cache of the same config made with another number of workers is resumed (the most finished work wins);
@@ -336,12 +346,12 @@ def test_resumable_cache_ignores_workers_only(tmp_path):
     def cache(name, n_runs, **over):
         d = tmp_path / "cache" / name
         (d / "data").mkdir(parents=True)
-        (d / "data" / "done.json").write_text(json.dumps({"config": dict(cfg.to_dict(), **over)}))
+        (d / "data" / "done.json").write_text(json.dumps({"config": cfg.override(over).to_dict()}))
         for i in range(n_runs): (d / "runs" / f"r{i}").mkdir(parents=True); (d / "runs" / f"r{i}" / "result.json").write_text("{}")
         return d
-    cache("other-lr", 9, lr=cfg.lr * 3)
+    cache("other-lr", 9, lr=cfg.train.optim.lr * 3)
     one = cache("one-worker", 3, workers=1)
     cache("same", 1)
     assert E.resumable_cache(tmp_path, cfg) == one
-    assert E.resumable_cache(tmp_path, cfg.override({"lr": cfg.lr * 3})).name == "other-lr"
+    assert E.resumable_cache(tmp_path, cfg.override({"lr": cfg.train.optim.lr * 3})).name == "other-lr"
     assert "workers" in E.RESUME_IGNORES and E.resumable_cache(tmp_path / "nothing", cfg) is None

@@ -444,7 +444,7 @@ def test_experiment_resumes(tmp_path, monkeypatch):
     # interrupt the second run: the proxy and the first target run are done
     orig, calls = E.run_target, []
     def interrupted(job):
-        calls.append(job["out"])
+        calls.append(job.out)
         if len(calls) == 2: raise KeyboardInterrupt
         return orig(job)
     monkeypatch.setattr(E, "run_target", interrupted)
