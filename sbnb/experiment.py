@@ -302,6 +302,7 @@ def run_target(job: TargetJob) -> dict:
     model = keep["model"]
     bench, t_bench = {}, 0.0
     if cfg.benchmarks:  # every process generates (nothing waits on a barrier meanwhile); rank 0's files are kept
+        import tempfile
         from sbnb.evaluate import evaluate as evaluate_benchmarks
         with tempfile.TemporaryDirectory() as scratch:
             s = evaluate_benchmarks(model, tok, inp.benchmarks, out/"benchmarks" if is_main_process() else Path(scratch),

@@ -241,8 +241,9 @@ def test_paper_preset_runs_every_arm_on_the_tiny_twins(mathinstruct_file, tmp_pa
     assert len({r["steps"] for r in runs if r["budget"] == "steps"}) == 1
     rec = read_json(root / "run.json")
     c = rec["config"]
-    assert (c["model"], c["proxy_model"], c["data"], c["lr"], c["max_length"], c["warmup_ratio"], c["max_grad_norm"], c["scheduler"]) == \
-           ("tiny-qwen3", "tiny-pythia", "mathinstruct", 2e-5, 512, 0.03, 1.0, "cosine")
+    t = c["train"]  # the record holds the nested names
+    assert (t["model"], c["proxy"]["model"], c["dataset"]["kind"], t["optim"]["lr"], t["max_length"], t["warmup"], t["max_grad_norm"],
+            t["scheduler"]) == ("tiny-qwen3", "tiny-pythia", "mathinstruct", 2e-5, 512, 0.03, 1.0, "cosine")
     assert rec["data_made"]["counts"]["validation"] == 4 and rec["status"] == "ok"
     assert len(list((tmp_path / "paper" / "proxies").iterdir())) == 1  # one proxy set, shared
     top = read_json(tmp_path / "paper" / "run.json")
@@ -303,7 +304,7 @@ def test_llm_cpu_path_on_a_saved_tiny_twin_and_resume_across_commits(tmp_path, m
     md = (root / "summary.md").read_text()
     assert "## Step 0" in md and "greedy generation + answer extraction" in md and "Floor check (GSM8K" in md
     rec = read_json(root / "run.json")
-    assert rec["config"]["lora"] and rec["model"]["trainable_parameters"] < rec["model"]["parameters"] / 2  # adapters only
+    assert rec["config"]["train"]["lora"] and rec["model"]["trainable_parameters"] < rec["model"]["parameters"] / 2  # adapters only
     (key,) = [p.name for p in (root / "cache").iterdir()]
     meta = read_json(root / "cache" / key / "proxy-r0-0" / "traj.jsonl.meta.json")
     assert meta["steps"] == [0, 3, 6, 8]  # the preset's 3 points over 8 proxy steps (uneven, as its 125), the last one included

@@ -47,11 +47,13 @@ def test_row_errors_name_file_and_line(tmp_path, capsys):
 def test_unknown_key_points_to_the_nested_one_and_config_errors_name_the_file(tmp_path, capsys):
     from sbnb.train import TrainConfig
     from sbnb.core import SbnbError
-    with pytest.raises(SbnbError, match=r"unknown key 'lr' \(did you mean 'optim.lr'\?\)"): TrainConfig().override(["lr=1e-3"])
-    (tmp_path / "c.yaml").write_text("lr: 0.001\n")
+    assert TrainConfig().override(["lr=1e-3"]).optim.lr == 1e-3  # a flat name users type is an alias of the nested field
+    with pytest.raises(SbnbError, match=r"unknown key 'fsam_sigma' \(did you mean 'optim.fsam_sigma'\?\)"):
+        TrainConfig().override(["fsam_sigma=1"])
+    (tmp_path / "c.yaml").write_text("fsam_sigma: 0.5\n")
     assert main(["train", "--config", str(tmp_path / "c.yaml"), "--data", str(SAMPLE / "train.jsonl"), "--out", str(tmp_path / "o")]) == 2
     line = err_line(capsys)
-    assert str(tmp_path / "c.yaml") in line and "optim.lr" in line
+    assert str(tmp_path / "c.yaml") in line and "optim.fsam_sigma" in line
 
 def test_json_error_column_folder_as_table_and_empty_file(tmp_path, capsys):
     (tmp_path / "t.jsonl").write_text('{"id": "a", "source": "s", "losses": [1, 2]}\n{"id": "b", "source": "s", "losses": [1, 2,]}\n')
