@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.sbnb-installed
 PIP_QUIET := -q --disable-pip-version-check
 
-.PHONY: venv test test-all experiment docs lab export bench gpu clean-docs
+.PHONY: venv test test-all lint experiment docs lab export bench gpu clean-docs
 
 $(STAMP): requirements.txt settings.ini setup.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ venv: $(STAMP)
 ## the whole default test suite (slow and GPU tests are skipped by marker)
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+## ruff: lint every notebook, module, test and script (ruff.toml); the tests and scripts are also formatted by it
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check tests benchmarks docs
 
 ## everything, slow tests included
 test-all: $(STAMP)

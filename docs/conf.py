@@ -1,5 +1,5 @@
 # Sphinx configuration for the sbnb documentation site (built by docs/build.py; see `make docs`).
-import os, configparser
+import configparser
 from pathlib import Path
 
 _ini = configparser.ConfigParser(delimiters=["="])
@@ -37,7 +37,9 @@ html_theme_options = {"source_repository": "", "navigation_with_keys": True}
 html_permalinks_icon = "#"
 # MathJax 3 from a vendored local file: no page loads anything from the network.
 mathjax_path = "mathjax/tex-svg.js"
-mathjax3_config = {"tex": {"inlineMath": [["\\(", "\\)"]], "displayMath": [["\\[", "\\]"]]},
-                   "options": {"enableMenu": False}}
+mathjax3_config = {
+    "tex": {"inlineMath": [["\\(", "\\)"]], "displayMath": [["\\[", "\\]"]]},
+    "options": {"enableMenu": False},
+}
 html_copy_source = False
 html_show_sourcelink = False

@@ -4,12 +4,12 @@
 
 # %% ../nbs/40_analysis.ipynb #a002
 from __future__ import annotations
-import dataclasses, math
+import math
 from pathlib import Path
 from typing import Any, Sequence
 import numpy as np
-from .core import SbnbError, read_json, write_json, read_jsonl, atomic_write, atomic_open
-from .arms import ARMS, BUDGETS, EPOCH_ARMS
+from .core import read_json, write_json, read_jsonl, atomic_write, atomic_open
+from .arms import ARMS
 
 # %% auto #0
 __all__ = ['TOST_MARGIN_PP', 'ALPHA', 'COMPARISONS', 'RESULT_COLS', 'COST_COLS', 'SB_COLS', 'SEL_COLS', 'mean_ci', 'paired_diffs',
@@ -17,7 +17,7 @@ __all__ = ['TOST_MARGIN_PP', 'ALPHA', 'COMPARISONS', 'RESULT_COLS', 'COST_COLS',
            'replicate_jaccard', 'threshold_balanced_accuracy', 'selection_diagnostics', 'results_table', 'cost_table',
            'sb_table', 'baseline_plateau', 'comparisons', 'to_markdown', 'selection_summary', 'benchmark_table',
            'comparisons_markdown', 'step0_markdown', 'job_minutes', 'recorded_job_minutes', 'jobs_text',
-           'budget_markdown', 'write_report', 'plot_results', 'record_diff', 'plot_forest']
+           'budget_markdown', 'plot_forest', 'write_report', 'plot_results', 'record_diff']
 
 # %% ../nbs/40_analysis.ipynb #c011
 def mean_ci(xs: Sequence[float], level: float = 0.95) -> tuple[float, float, int]:
@@ -233,9 +233,11 @@ def baseline_plateau(results: Sequence[dict]) -> dict:
     if not rs: return {}
     gains = []
     for r in rs:
-        ev = r["evals"]; last = ev[-1]
+        ev = r["evals"]
+        last = ev[-1]
         third = min(ev, key=lambda e: abs(e["step"] - 2 * last["step"] / 3))
-        gains.append(last["test"]["mean"] - third["test"]["mean"]); start = third["step"]
+        gains.append(last["test"]["mean"] - third["test"]["mean"])
+        start = third["step"]
     return {"final_pp": round(100 * float(np.mean([r["final"]["test"] for r in rs])), 2),
             "last_third_gain_pp": round(100 * float(np.mean(gains)), 2), "steps": rs[0]["steps"], "seeds": len(rs),
             "from_step": int(start), "plateaued": bool(np.mean(gains) < 0.02)}
@@ -322,6 +324,7 @@ def comparisons_markdown(cj: dict) -> str:
             f"{b['last_third_gain_pp']:+.1f} pp ({'plateaued: < 2 pp' if b['plateaued'] else 'NOT plateaued: >= 2 pp'}).\n") if b else ""
     return to_markdown(rows, cols) + note
 
+# %% ../nbs/40_analysis.ipynb #c033b
 def step0_markdown(step0: dict, results: Sequence[dict] = ()) -> str:
     "The shared start's accuracy (test and OOD, per source) by teacher forcing and by generation, and the floor check, as markdown."
     rows = []
@@ -363,6 +366,7 @@ def jobs_text(jobs: dict) -> str:
     return (f"runs {jobs['runs']:.0f}, proxies {jobs['proxies']:.0f}, step-0 evaluation "
             + ("not timed" if jobs.get("step0") is None else f"{jobs['step0']:.0f}"))
 
+# %% ../nbs/40_analysis.ipynb #c033c
 def budget_markdown(pilot: dict, cfg: dict, results: Sequence[dict]) -> str:
     """The summary's paragraph on B: whether the pilot in `pilot.json` chose this run's B and rate, and whether B is a plateau
     by the pilot's rule or a stage of training (then the comparisons hold at this budget only). Empty for a pilot of the
@@ -382,6 +386,31 @@ def budget_markdown(pilot: dict, cfg: dict, results: Sequence[dict]) -> str:
             f"at B, so B is a stage of training, not a plateau**: AdamW at lr {lr:g} gained {row['gain_2b_pp']:+.1f} pp from B to 2B "
             f"({', '.join(f'{s} {g:+.1f}' for s, g in row['gain_2b_by_source_pp'].items())}). The comparisons hold at this budget.\n\n")
 
+# %% ../nbs/40_analysis.ipynb #a0351
+def plot_forest(cj: dict, path: str | Path | None = None, title: str = "", margin_pp: float | None = None):
+    "A forest plot of `comparisons.json`: per comparison the mean paired difference (pp) with its 95% interval; 0 and ±margin marked."
+    from matplotlib.figure import Figure
+    cs = [c for c in cj["comparisons"] if c["ci95_pp"]]
+    m = margin_pp if margin_pp is not None else (cs[0].get("tost_margin_pp", TOST_MARGIN_PP) if cs else TOST_MARGIN_PP)
+    fig = Figure(figsize=(8, 0.45 * len(cs) + 1.5))
+    ax = fig.subplots()
+    ax.axvspan(-m, m, color="0.85")
+    ax.axvline(0, color="k", lw=0.8)
+    y = np.arange(len(cs))
+    colors = ["C2" if c["verdict"] == "a > b" else "C3" if c["verdict"] == "a < b" else "C0" if c.get("equivalent") else "0.4" for c in cs]
+    for yi, c, col in zip(y, cs, colors):
+        ax.plot(c["ci95_pp"], [yi, yi], color=col, lw=2)
+        ax.plot([c["mean_pp"]], [yi], "o", color=col)
+    ax.set_yticks(y, [f"{c['a']} − {c['b']}" + (f" ({c['budget']})" if c["budget"] != "steps" else "") + f"  [{c['verdict']}]" for c in cs])
+    ax.invert_yaxis()
+    ax.set_xlabel("difference in test accuracy, mean over sources (pp), 95% t-interval over paired seeds\n"
+                                      f"grey band: the equivalence margin ±{m:g} pp")  # a label, not a legend: nothing covers a row
+    ax.set_title(title or "Paired comparisons")
+    fig.tight_layout()
+    if path is not None: _savefig(fig, Path(path))
+    return fig
+
+# %% ../nbs/40_analysis.ipynb #c033d0
 def write_report(root: Path, results: Sequence[dict], diag: Sequence[dict], cfg: dict, wall_minutes: float | None = None,
                  selection=None, proxies: Sequence[dict] = (), step0: dict | None = None, pilot: dict | None = None,
                  jobs: dict | None = None, resumed: str | None = None) -> str:
@@ -434,19 +463,27 @@ def plot_results(root: Path, results: Sequence[dict], cfg: dict) -> list[str]:
     written = []
     rt = results_table(results)
     if not rt: return written
-    fig = Figure(figsize=(12, 0.42 * len(rt) + 1.6)); axes = fig.subplots(1, 2, sharey=True)
+    fig = Figure(figsize=(12, 0.42 * len(rt) + 1.6))
+    axes = fig.subplots(1, 2, sharey=True)
     y = np.arange(len(rt))
     for ax, split in zip(axes, ("test", "ood")):
-        m = [100 * r[f"{split}_mean"] for r in rt]; h = [0 if math.isnan(r[f"{split}_ci"]) else 100 * r[f"{split}_ci"] for r in rt]
+        m = [100 * r[f"{split}_mean"] for r in rt]
+        h = [0 if math.isnan(r[f"{split}_ci"]) else 100 * r[f"{split}_ci"] for r in rt]
         ax.barh(y, m, xerr=h, color=[f"C{list(ARMS).index(r['arm']) % 10}" for r in rt], alpha=0.85, capsize=3)
         base = next((r for r in rt if r["run"] == "adamw"), None)
-        if base: ax.axvline(100 * base[f"{split}_mean"], color="k", lw=0.8, ls="--", label="AdamW baseline"); ax.legend(fontsize=8)
+        if base:
+            ax.axvline(100 * base[f"{split}_mean"], color="k", lw=0.8, ls="--", label="AdamW baseline")
+            ax.legend(fontsize=8)
         ax.set_xlabel(f"{'in-distribution test' if split == 'test' else 'out-of-distribution'} accuracy (%)")
-    axes[0].set_yticks(y, [r["run"] for r in rt]); axes[0].invert_yaxis()
-    fig.suptitle(f"Final accuracy, mean ± 95% CI over {cfg['seeds']} seeds ({cfg['preset']})"); fig.tight_layout()
-    _savefig(fig, root/"accuracy.png"); written.append("accuracy.png")
+    axes[0].set_yticks(y, [r["run"] for r in rt])
+    axes[0].invert_yaxis()
+    fig.suptitle(f"Final accuracy, mean ± 95% CI over {cfg['seeds']} seeds ({cfg['preset']})")
+    fig.tight_layout()
+    _savefig(fig, root/"accuracy.png")
+    written.append("accuracy.png")
     runs = [k for k in _by_run(results)]
-    fig = Figure(figsize=(8, 4.5)); ax = fig.subplots()
+    fig = Figure(figsize=(8, 4.5))
+    ax = fig.subplots()
     for i, k in enumerate(runs):
         rs = _by_run(results)[k]
         steps = sorted({e["step"] for r in rs for e in r["evals"]})
@@ -454,17 +491,25 @@ def plot_results(root: Path, results: Sequence[dict], cfg: dict) -> list[str]:
         mu, sd = np.nanmean(A, 0), np.nanstd(A, 0)
         ax.plot(steps, mu, color=f"C{i % 10}", ls="-" if rs[0]["budget"] == "steps" else "--", label=k)
         ax.fill_between(steps, mu - sd, mu + sd, color=f"C{i % 10}", alpha=0.12)
-    ax.set_xlabel("optimizer step"); ax.set_ylabel("test accuracy, mean over sources (%)")
-    ax.legend(fontsize=7, ncol=2, loc="lower right"); ax.set_title("Learning curves (mean ± 1 sd over seeds; dashed: equal epochs)")
-    fig.tight_layout(); _savefig(fig, root/"curves.png"); written.append("curves.png")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("test accuracy, mean over sources (%)")
+    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    ax.set_title("Learning curves (mean ± 1 sd over seeds; dashed: equal epochs)")
+    fig.tight_layout()
+    _savefig(fig, root/"curves.png")
+    written.append("curves.png")
     st = [r for r in sb_table(results) if not math.isnan(r["restricted_ratio"])]
     if st:
-        fig = Figure(figsize=(7, 0.42 * len(st) + 1.4)); ax = fig.subplots()
+        fig = Figure(figsize=(7, 0.42 * len(st) + 1.4))
+        ax = fig.subplots()
         ax.barh(np.arange(len(st)), [r["restricted_ratio"] for r in st],
                 xerr=[0 if math.isnan(r["restricted_ratio_ci"]) else r["restricted_ratio_ci"] for r in st], capsize=3, alpha=0.85)
-        ax.set_yticks(np.arange(len(st)), [r["run"] for r in st]); ax.invert_yaxis()
+        ax.set_yticks(np.arange(len(st)), [r["run"] for r in st])
+        ax.invert_yaxis()
         ax.set_xlabel("restricted mean learned step, hard items / easy items\n(never learned = the last step; lower = learned more uniformly)")
-        fig.tight_layout(); _savefig(fig, root/"sb.png"); written.append("sb.png")
+        fig.tight_layout()
+        _savefig(fig, root/"sb.png")
+        written.append("sb.png")
     return written
 
 # %% ../nbs/40_analysis.ipynb #c033e
@@ -486,24 +531,3 @@ def record_diff(new: str | Path, old: str | Path) -> str:
             f = lambda c: f"{c['mean_pp']:+.2f} pp {c['ci95_pp']}"
             lines.append(f"  {k[0]} - {k[1]} ({k[2]}): {f(ca[k])} now, {f(cb[k])} in the record")
     return "\n".join(lines)
-
-# %% ../nbs/40_analysis.ipynb #a0351
-def plot_forest(cj: dict, path: str | Path | None = None, title: str = "", margin_pp: float | None = None):
-    "A forest plot of `comparisons.json`: per comparison the mean paired difference (pp) with its 95% interval; 0 and ±margin marked."
-    from matplotlib.figure import Figure
-    cs = [c for c in cj["comparisons"] if c["ci95_pp"]]
-    m = margin_pp if margin_pp is not None else (cs[0].get("tost_margin_pp", TOST_MARGIN_PP) if cs else TOST_MARGIN_PP)
-    fig = Figure(figsize=(8, 0.45 * len(cs) + 1.5)); ax = fig.subplots()
-    ax.axvspan(-m, m, color="0.85")
-    ax.axvline(0, color="k", lw=0.8)
-    y = np.arange(len(cs))
-    colors = ["C2" if c["verdict"] == "a > b" else "C3" if c["verdict"] == "a < b" else "C0" if c.get("equivalent") else "0.4" for c in cs]
-    for yi, c, col in zip(y, cs, colors):
-        ax.plot(c["ci95_pp"], [yi, yi], color=col, lw=2); ax.plot([c["mean_pp"]], [yi], "o", color=col)
-    ax.set_yticks(y, [f"{c['a']} − {c['b']}" + (f" ({c['budget']})" if c["budget"] != "steps" else "") + f"  [{c['verdict']}]" for c in cs])
-    ax.invert_yaxis(); ax.set_xlabel("difference in test accuracy, mean over sources (pp), 95% t-interval over paired seeds\n"
-                                      f"grey band: the equivalence margin ±{m:g} pp")  # a label, not a legend: nothing covers a row
-    ax.set_title(title or "Paired comparisons")
-    fig.tight_layout()
-    if path is not None: _savefig(fig, Path(path))
-    return fig

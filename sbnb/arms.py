@@ -170,7 +170,9 @@ class SelfUpsample(Arm):
 
         class SelfSelect(TrainerCallback):
             def on_train_begin(self, args, state, control, model=None, **k):
-                t0 = time.perf_counter(); rec.record(model, 0); timer["select"] += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                rec.record(model, 0)
+                timer["select"] += time.perf_counter() - t0
 
             def on_step_end(self, args, state, control, model=None, **k):
                 s = state.global_step

@@ -56,7 +56,8 @@ def build_base(cfg: BaseConfig | None = None, out: str | Path | None = None, thr
     out = Path(out) if out is not None else models_dir()/"tiny-char-base"
     torch.set_num_threads(threads)  # 1: two threads on 2 shared cores were 20x slower here
     tmp = out.parent/f".{out.name}.building"
-    shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
     splits = balanced_corpus(cfg.balanced)
     rows = pretraining_rows(cfg.n_rows, splits, seed=cfg.seed)
     tok = char_tokenizer(tmp/"tokenizer")
@@ -72,8 +73,11 @@ def build_base(cfg: BaseConfig | None = None, out: str | Path | None = None, thr
     t0 = time.perf_counter()
     train(tc, rows=rows, callbacks=[Keep()], model_kwargs=tiny_model_kwargs(t, t.max_length))
     model = keep["model"]
-    model.save_pretrained(str(tmp)); tok.save_pretrained(str(tmp))
-    shutil.rmtree(tmp/"tokenizer"); cost = read_json(tmp/"trainer"/"cost.json"); shutil.rmtree(tmp/"trainer")
+    model.save_pretrained(str(tmp))
+    tok.save_pretrained(str(tmp))
+    shutil.rmtree(tmp/"tokenizer")
+    cost = read_json(tmp/"trainer"/"cost.json")
+    shutil.rmtree(tmp/"trainer")
     write_json(tmp/"recipe.json", run_record(cfg, cfg.seed, n_pretraining_rows=len(rows), train_seconds=round(time.perf_counter() - t0, 1),
                                              train_loss=cost["train_loss"], command="sbnb experiment --build-base"))
     readable(tmp)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/20_benchmarks.ipynb #c002
 from __future__ import annotations
-import dataclasses, datetime, functools, hashlib, json, math, os, re, shutil, sys, tempfile, threading
+import dataclasses, datetime, functools, hashlib, json, os, re, shutil, sys, tempfile, threading
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Iterable, Literal, Sequence
@@ -90,7 +90,9 @@ def last_boxed(text: str) -> str | None:
         depth, j = 1, i
         while j < len(text) and depth:
             c = text[j]
-            if c == "\\": j += 2; continue
+            if c == "\\":
+                j += 2
+                continue
             depth += (c == "{") - (c == "}")
             j += 1
         if depth == 0: best = text[i:j-1]
@@ -108,7 +110,7 @@ def _choice(s: str | None) -> str | None:
     if not m: return None
     letter = m.group(1) or m.group(2)
     rest = s[m.end():]
-    if m.group(2) and rest and not s[m.end()-1:m.end()] in ").": return None  # `A total of` is not choice A
+    if m.group(2) and rest and s[m.end()-1:m.end()] not in ").": return None  # `A total of` is not choice A
     return letter
 
 def _clean_math(s: str) -> str | None:
@@ -624,7 +626,9 @@ def fetch_benchmarks(names: str | Iterable[str] | None = None, data_dir: str | P
     root.mkdir(parents=True, exist_ok=True)
     manifest, written = read_manifest(root), []
     for name in names:
-        if source is not None and found[name] is None: log(f"{name}: not in {source}; skipped"); continue
+        if source is not None and found[name] is None:
+            log(f"{name}: not in {source}; skipped")
+            continue
         e, here = manifest.get(name), _resolve(name, root)
         if not force and e is not None and here is not None and (root/e["file"]).resolve() == here.resolve() \
                 and file_sha256(here) == e["sha256"]:
@@ -644,7 +648,9 @@ def benchmark_status(data_dir: str | Path | None = None, names: Iterable[str] | 
     for name in (check_benchmarks(list(names), FETCHABLE) if names else FETCHABLE):
         f, e = _resolve(name, root), manifest.get(name)
         s = dict(name=name, file=str(root/BENCHMARK_FILES[name]), rows=None, sha256=None, source=None, license=None)
-        if f is None: out.append(dict(s, status="missing")); continue
+        if f is None:
+            out.append(dict(s, status="missing"))
+            continue
         s.update(file=str(f), sha256=file_sha256(f))
         if e is not None and (root/e["file"]).resolve() == f.resolve():
             ok = s["sha256"] == e["sha256"]
@@ -652,7 +658,9 @@ def benchmark_status(data_dir: str | Path | None = None, names: Iterable[str] | 
                             license=e.get("license"), expected_sha256=e["sha256"]))
             continue
         try: s["rows"] = len(_schema_rows(name, _read_math_tree(f) if name == "math" else _read_rows(f), f))
-        except SbnbError as err: out.append(dict(s, status="unreadable", error=str(err))); continue
+        except SbnbError as err:
+            out.append(dict(s, status="unreadable", error=str(err)))
+            continue
         out.append(dict(s, status="unrecorded", source="(no manifest entry)"))
     return out
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/90_cli.ipynb #c002
 from __future__ import annotations
-import argparse, importlib, importlib.util, json, os, sys, traceback
+import argparse, importlib, importlib.util, json, sys, traceback
 from .core import SbnbError, env_info, HelpFormatter
 
 # %% auto #0
@@ -37,10 +37,14 @@ def add_cli(sub, common):
 
 def _env(args) -> int:
     info = env_info()
-    if args.json: print(json.dumps(info, indent=2)); return 0
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
     def show(d, indent=0):
         for k, v in d.items():
-            if isinstance(v, dict): print(" "*indent + f"{k}:"); show(v, indent + 2)
+            if isinstance(v, dict):
+                print(" "*indent + f"{k}:")
+                show(v, indent + 2)
             else: print(" "*indent + f"{k}: {v}")
     show(info)
     return 0
@@ -71,13 +75,16 @@ def run_command(func, args) -> int:
         print(f"sbnb: error: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("sbnb: interrupted", file=sys.stderr); return 130
+        print("sbnb: interrupted", file=sys.stderr)
+        return 130
 
 def main(argv: list[str] | None = None) -> int:
     "Run the `sbnb` command; returns the exit status (2 for user mistakes)."
     p = build_parser()
     args = p.parse_args(argv)
-    if not getattr(args, "func", None): p.print_help(sys.stderr); return 2
+    if not getattr(args, "func", None):
+        p.print_help(sys.stderr)
+        return 2
     return run_command(args.func, args)
 
 def _entry():

@@ -58,7 +58,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             else: value = [v for v in s.split(",") if v.strip() != ""]
         if not isinstance(value, (list, tuple)): raise SbnbError(f"{where}: expected a list, got {value!r}")
         if origin is tuple and len(args) == 2 and args[1] is Ellipsis: items = [_coerce(v, args[0], where) for v in value]
-        elif origin is tuple and args: 
+        elif origin is tuple and args:
             if len(args) != len(value): raise SbnbError(f"{where}: expected {len(args)} values, got {len(value)}")
             items = [_coerce(v, a, where) for v, a in zip(value, args)]
         else: items = [_coerce(v, args[0], where) if args else v for v in value]
@@ -302,7 +302,8 @@ def atomic_open(path: str | Path, mode: str = "w", **kw) -> Iterator[typing.IO]:
     try:
         with os.fdopen(fd, mode, **kw) as f:
             yield f
-            f.flush(); os.fsync(f.fileno())
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp): os.unlink(tmp)
@@ -472,7 +473,9 @@ def seed_everything(seed: int) -> int:
     return seed
 
 def _has(pkg: str) -> bool:
-    try: _md.version(pkg); return True
+    try:
+        _md.version(pkg)
+        return True
     except _md.PackageNotFoundError: return False
 
 # %% ../nbs/00_core.ipynb #c037
@@ -611,7 +614,9 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     "Whether the hub endpoint (`$HF_ENDPOINT`, else huggingface.co) accepts a connection within `timeout` seconds."
     import socket, urllib.parse
     host = urllib.parse.urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
-    try: socket.create_connection((host, 443), timeout=timeout).close(); return True
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
     except OSError: return False
 
 def load_hub_dataset(repo: str, *args, hint: str = "use local files", **kw):

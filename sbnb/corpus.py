@@ -4,9 +4,9 @@
 
 # %% ../nbs/22_corpus.ipynb #c002
 from __future__ import annotations
-import argparse, dataclasses, functools, hashlib, json, math, random, re
+import dataclasses, functools, hashlib, json, math, random, re
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal
+from typing import Callable, Iterable, Literal
 from .core import SbnbError, Config, write_json, read_json, cache_dir, corpus_dir, check_outputs, HelpFormatter
 from .data import write_examples, read_examples, train_tokenizer, load_corpus_tokenizer, tokenize_example
 
@@ -90,7 +90,9 @@ def _gen_gcd(params: dict, seed: int) -> dict:
         if m != n and math.gcd(m, n) == 1: break
     a, b = g * m, g * n
     steps, x, y = [], max(a, b), min(a, b)
-    while y: steps.append(f"{x} mod {y} = {x % y}"); x, y = y, x % y
+    while y:
+        steps.append(f"{x} mod {y} = {x % y}")
+        x, y = y, x % y
     return {"compact": f"gcd {a} {b}=", "answer": str(g), "question": f"What is the greatest common divisor of {a} and {b}?",
             "solution": "By Euclid's algorithm: " + ", ".join(steps) + f". The answer is {g}."}
 
@@ -213,7 +215,8 @@ def _source_rows(name: str, spec: SourceSpec, n_train: int, n_test: int, n_ood: 
     for split, n, params in (("test", n_test, spec.params), ("ood", n_ood, spec.ood_params), ("train", n_train, spec.params)):
         rows, seen, draw, misses, repeats = [], set(), 0, 0, False
         while len(rows) < n:
-            seed = _draw_seed(cfg.seed, name, split, draw); draw += 1
+            seed = _draw_seed(cfg.seed, name, split, draw)
+            draw += 1
             prob = GENERATORS[spec.generator](params, seed)
             c = prob["compact"]
             if c in held_out or (c in seen and not repeats):
@@ -285,21 +288,24 @@ def carries(a: int, b: int) -> int:
     "Column carries when adding `a` and `b` (the carry out of the top column included)."
     da, db, c, k = _digits(a), _digits(b), 0, 0
     for i in range(max(len(da), len(db))):
-        c = int((da[i] if i < len(da) else 0) + (db[i] if i < len(db) else 0) + c >= 10); k += c
+        c = int((da[i] if i < len(da) else 0) + (db[i] if i < len(db) else 0) + c >= 10)
+        k += c
     return k
 
 def borrows(a: int, b: int) -> int:
     "Column borrows in `a - b` (a >= b)."
     da, db, c, k = _digits(a), _digits(b), 0, 0
     for i in range(len(da)):
-        c = int(da[i] - (db[i] if i < len(db) else 0) - c < 0); k += c
+        c = int(da[i] - (db[i] if i < len(db) else 0) - c < 0)
+        k += c
     return k
 
 def mul_carries(a: int, b: int) -> int:
     "Columns of `a * b` (b one digit) that produce a carry."
     c, k = 0, 0
     for d in _digits(a):
-        c = (d * b + c) // 10; k += int(c > 0)
+        c = (d * b + c) // 10
+        k += int(c > 0)
     return k
 
 def _p_add(r, w):
@@ -433,7 +439,8 @@ def balanced_corpus(config: BalancedConfig | None = None, out_dir: str | Path | 
         take("train", cfg.n_train, sizes, round(cfg.n_train * cfg.hard_fraction))
     if out_dir is not None:
         from sbnb.data import write_examples
-        out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
         for s, rows in splits.items(): write_examples(rows, out/f"{s}.jsonl")
         write_json(out/"corpus.json", {"config": cfg.to_dict(), "counts": {s: len(v) for s, v in splits.items()}})
     return splits

@@ -4,12 +4,12 @@
 
 # %% ../nbs/21_data.ipynb #c003
 from __future__ import annotations
-import argparse, dataclasses, hashlib, json, math, os, random, re
+import argparse, hashlib, json, math, os, random, re
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal, Sequence
-from .core import (SbnbError, Config, write_json, read_json, project_root, read_table_lines, write_table, check_rows,
+from typing import Any, Iterable, Literal, Sequence
+from .core import (SbnbError, project_root, read_table_lines, write_table, check_rows,
                        check_outputs, load_hub_dataset, HelpFormatter)
-from .benchmarks import format_prompt, PROMPT_STYLES
+from .benchmarks import format_prompt
 
 # %% auto #0
 __all__ = ['REQUIRED_FIELDS', 'SCHEMA_FIELDS', 'SCHEMA_TYPES', 'SPECIAL_TOKENS', 'MATHINSTRUCT_ROWS', 'MATHINSTRUCT_LIKE_SOURCES',
@@ -282,7 +282,8 @@ def mathinstruct_like(n: int = 500, seed: int = 0, sources: dict[str, float] | N
     if n < 2 * len(sources): raise SbnbError(f"mathinstruct_like: n={n} is too small for {len(sources)} sources (at least 2 rows each)")
     r, tot = random.Random(seed), sum(sources.values())
     sizes = {s: max(2, round(n * w / tot)) for s, w in sources.items()}
-    first = next(iter(sizes)); sizes[first] += n - sum(sizes.values())  # exactly n rows
+    first = next(iter(sizes))
+    sizes[first] += n - sum(sizes.values())  # exactly n rows
     rows, seen = [], set()
     for s, k in sizes.items():
         got = 0
@@ -290,7 +291,9 @@ def mathinstruct_like(n: int = 500, seed: int = 0, sources: dict[str, float] | N
             if got == k: break
             ins, out = _mi_template(s, r)
             if ins in seen: continue
-            seen.add(ins); rows.append({"source": s, "instruction": ins, "output": out}); got += 1
+            seen.add(ins)
+            rows.append({"source": s, "instruction": ins, "output": out})
+            got += 1
         if got < k: raise SbnbError(f"mathinstruct_like: source {s!r} has fewer than {k} distinct instructions; lower n")
     r.shuffle(rows)  # sources interleaved, as in the real file
     return rows

@@ -4,17 +4,15 @@
 
 # %% ../nbs/31_evaluate.ipynb #c002
 from __future__ import annotations
-import argparse, dataclasses, functools, json, math, os, re, sys, threading, time
+import dataclasses, math, os, re, sys, time
 import numpy as np
-from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterable, Literal, Sequence
-from .core import (SbnbError, Config, RunRecord, benchmarks_dir, default_device, progress, project_root, read_json,
+from typing import Iterable, Literal, Sequence
+from .core import (SbnbError, Config, RunRecord, progress, project_root, read_json,
                        read_jsonl, write_json, write_jsonl, atomic_write, check_outputs, HelpFormatter)
 from .models import training_prompt_style, model_record
-from .benchmarks import (last_boxed, extract_answer, numbers_match, answers_match, check_benchmarks, load_benchmark,
-                             format_prompt, ALPACA_PROMPT, BENCHMARK_FILES, BENCHMARKS, PAPER_BENCHMARKS, HUB,
-                             ABS_TOL, REL_TOL, MV_TIMEOUT, MAX_ANSWER_CHARS)
+from .benchmarks import (extract_answer, answers_match, check_benchmarks, load_benchmark,
+                             format_prompt, ALPACA_PROMPT, BENCHMARK_FILES, BENCHMARKS, ABS_TOL, REL_TOL)
 
 # %% auto #0
 __all__ = ['ALPACA', 'DEFAULT_STOP', 'generate', 'tiny_model_and_tokenizer', 'wilson_ci', 'predict_answer', 'score_rows',
@@ -217,7 +215,8 @@ def teacher_forced_correct(model, tokenizer, rows: Sequence[dict], style: str = 
     collate, dev = Collator(tokenizer.pad_token_id or 0), next(model.parameters()).device
     order = sorted(range(len(feats)), key=lambda i: len(feats[i]["input_ids"]))
     out = [False] * len(feats)
-    was = model.training; model.eval()
+    was = model.training
+    model.eval()
     try:
         with torch.inference_mode():
             for b in range(0, len(order), batch_size):

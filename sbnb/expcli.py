@@ -4,7 +4,7 @@
 
 # %% ../nbs/85_expcli.ipynb #x002
 from __future__ import annotations
-import argparse, shutil
+import shutil
 from pathlib import Path
 from .core import (SbnbError, HelpFormatter, config_from_args, check_outputs, read_json, read_jsonl, project_root, is_main_process)
 from .analysis import write_report, recorded_job_minutes, record_diff
@@ -20,7 +20,8 @@ __all__ = ['report', 'promote', 'add_cli']
 # %% ../nbs/85_expcli.ipynb #x005
 def report(root: str | Path, out: str | Path | None = None) -> str:
     "Recompute every table, `comparisons.json`, plot and `summary.md` of the finished run in `root` (into `out`, default `root`)."
-    root = Path(root); out = Path(out) if out else root
+    root = Path(root)
+    out = Path(out) if out else root
     for f in ("runs.jsonl", "run.json"):
         if not (root/f).exists(): raise SbnbError(f"{root/f}: not found; `report` reads a finished `sbnb experiment` run folder")
     rec = read_json(root/"run.json")
@@ -122,31 +123,40 @@ def add_cli(sub, common):
 
 def _experiment_cmd(args) -> int:
     if args.report:
-        print(report(args.report)); print(f"wrote the report of {args.report}"); return 0
+        print(report(args.report))
+        print(f"wrote the report of {args.report}")
+        return 0
     if args.promote:
         dest = promote(args.promote, args.to, replace=args.replace)
-        print(f"promoted {args.promote} to {dest}; commit it with git to make it the record"); return 0
+        print(f"promoted {args.promote} to {dest}; commit it with git to make it the record")
+        return 0
     overrides = list(args.overrides) + list(args.set or []) + [f"{k}={v}" for k, v in (("seeds", args.seeds), ("workers", args.workers),
                                                                                       ("model", args.model)) if v is not None]
     cfg = config_from_args(ExperimentConfig, args.preset, args.config, overrides)  # a bad value stops here, before any work
     if args.model is not None and cfg.models: cfg = cfg.replace(models=(args.model,))  # --model narrows the targets to one
     if args.build_base:
         out = build_base()
-        print(f"wrote {out}"); return 0
+        print(f"wrote {out}")
+        return 0
     if args.plan:
         check_outputs([args.out])
         f = write_plan(cfg, args.out, gpu=args.gpu, mfu=args.mfu, eval_mfu=args.eval_mfu)
-        print((Path(args.out)/"plan.md").read_text()); print(f"wrote {f}"); return 0
+        print((Path(args.out)/"plan.md").read_text())
+        print(f"wrote {f}")
+        return 0
     root = run_root(cfg, args.out, args.name)
     check_outputs([root])
     if args.pilot and cfg.models: raise SbnbError(f"--pilot trains one model; this preset has {len(cfg.models)} targets: choose one with --model")
     if args.pilot:
         root = run_pilot(cfg, args.out, args.name, parse_pilot_lrs(args.pilot_lrs) if args.pilot_lrs else None)
         stem = pilot_stem(cfg)
-        print((root/f"{stem}.md").read_text()); print(f"wrote {root/stem}.json"); return 0
+        print((root/f"{stem}.md").read_text())
+        print(f"wrote {root/stem}.json")
+        return 0
     root = run_models(cfg, args.out, args.name, resume=args.resume)
     if is_main_process():
-        print((root/"summary.md").read_text()); print(f"wrote {root}")
+        print((root/"summary.md").read_text())
+        print(f"wrote {root}")
         committed = project_root()/"results"/root.name
         if committed.resolve() != root.resolve() and (committed/"runs.jsonl").exists() and (root/"runs.jsonl").exists():
             print(record_diff(root, committed))

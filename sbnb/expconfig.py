@@ -6,7 +6,7 @@
 from __future__ import annotations
 import dataclasses, hashlib, json, math
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal
 from .core import Config, SbnbError, git_commit
 from .optim import OptimConfig
 from .train import TrainConfig
@@ -52,7 +52,7 @@ class ProxyConfig(Config):
     record_every: int | None = None   # record every N steps instead (the authors' checkpoints); None: `records` points
 
     def validate(self):
-        if self.seeds < 1 or self.records < 1: raise SbnbError(f"proxy.seeds and proxy.records must be at least 1")
+        if self.seeds < 1 or self.records < 1: raise SbnbError("proxy.seeds and proxy.records must be at least 1")
         if self.epochs <= 0: raise SbnbError(f"proxy.epochs must be positive, got {self.epochs}")
         if self.record_every is not None and self.record_every < 1:
             raise SbnbError(f"proxy_record_every must be at least 1 (or None), got {self.record_every}")

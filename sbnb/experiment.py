@@ -6,7 +6,7 @@
 from __future__ import annotations
 import contextlib, dataclasses, sys, time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 import numpy as np
 from .core import (SbnbError, RunRecord, read_json, write_json, read_jsonl, write_jsonl, atomic_write, process_rank,
                        is_main_process, wait_for_everyone)
@@ -256,9 +256,12 @@ def run_target(job: TargetJob) -> dict:
     from transformers import TrainerCallback
     from sbnb.train import train
     from sbnb.models import load_tokenizer
-    out = Path(job.out); done = out/"result.json"
+    out = Path(job.out)
+    done = out/"result.json"
     if done.exists(): return read_json(done)
-    inp = job.inputs; cfg = inp.cfg; arm = ARMS[job.arm]
+    inp = job.inputs
+    cfg = inp.cfg
+    arm = ARMS[job.arm]
     _threads(job.threads)
     rows, counts = read_jsonl(job.data), list(job.counts) if job.counts is not None else None
     check_no_leak(rows, set(read_json(inp.held_out)), f"{arm.name} (seed {job.seed})")
@@ -350,7 +353,7 @@ def resumable_cache(root: Path, cfg: ExperimentConfig) -> Path | None:
         if n > most: best, most = w, n
     return best
 
-
+# %% ../nbs/80_experiment.ipynb #c016b
 def _select(cfg: ExperimentConfig, inputs: RunInputs, data: dict, tok, work: Path, proxy_dir: Path | None):
     "Steps 1-3 for every replicate: train the proxies, select on their mean trajectories; (selections, diagnostics, proxies' cost)."
     from sbnb.select import select
@@ -405,7 +408,7 @@ def target_jobs(cfg: ExperimentConfig, inputs: RunInputs, data: dict, sels: dict
     cost = lambda j: (j.steps * (2 if ARMS[j.arm].optimizer == "sam" else 1), ARMS[j.arm].optimizer == "muon" or ARMS[j.arm].records_losses)
     return sorted(jobs, key=cost, reverse=True)
 
-
+# %% ../nbs/80_experiment.ipynb #c016c
 def run_experiment(cfg: ExperimentConfig, out: str | Path = "runs", name: str | None = None, proxy_dir: str | Path | None = None,
                    resume: bool = False) -> Path:
     """Run the whole experiment for `cfg`; returns the run folder with tables, plots, comparisons and the run record.

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import dataclasses, os, re, sys
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal
 from .core import SbnbError, project_root, default_device, _suggest
 
 # %% auto #0
@@ -186,7 +186,8 @@ def convert_gguf(gguf_file: str | Path, out_dir: str | Path | None = None) -> Pa
     model, tok = load_gguf(gguf_file)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     try:
-        model.save_pretrained(str(tmp)); tok.save_pretrained(str(tmp))
+        model.save_pretrained(str(tmp))
+        tok.save_pretrained(str(tmp))
         g = gguf_file.stat()
         (tmp/GGUF_STAMP).write_text(json.dumps({"source": str(gguf_file), "size": g.st_size, "mtime_ns": g.st_mtime_ns,
                                                 "sha256": _sha256(gguf_file), "dtype": "float32"}, indent=2) + "\n")

@@ -4,8 +4,8 @@
 
 # %% ../nbs/01_optim.ipynb #c002
 from __future__ import annotations
-import dataclasses, math
-from typing import Any, Callable, Iterable, Literal
+import dataclasses
+from typing import Callable, Literal
 import torch
 from torch import nn
 from .core import Config, SbnbError
@@ -177,7 +177,9 @@ def newton_schulz_float32(grad: torch.Tensor, ns_coefficients: tuple[float, floa
 @contextlib.contextmanager
 def newton_schulz_dtype(dtype: torch.dtype):
     "Within the block, `torch.optim.Muon` orthogonalizes in `dtype` (float32 or torch's bfloat16)."
-    if dtype == torch.bfloat16: yield; return
+    if dtype == torch.bfloat16:
+        yield
+        return
     if dtype != torch.float32: raise ValueError(f"Newton–Schulz dtype must be bfloat16 or float32, got {dtype}")
     orig = _torch_muon._zeropower_via_newtonschulz
     _torch_muon._zeropower_via_newtonschulz = newton_schulz_float32

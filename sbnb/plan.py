@@ -60,6 +60,7 @@ def eval_memory_gib(arch: dict, batch: int, tokens: int) -> float:
     kv = 2 * arch["layers"] * arch["kv_heads"] * arch["head_dim"] * tokens * batch * 4
     return (4 * arch["params"] + kv + 4 * batch * arch["vocab"]) / 2**30
 
+# %% ../nbs/83_plan.ipynb #g004b
 def _local_tokenizer(model: str, cfg: ExperimentConfig):
     "`model`'s tokenizer from local files only (shipped, a folder, or the Hugging Face cache), else None: the plan never goes online."
     from sbnb.models import MODELS, load_tokenizer
@@ -115,6 +116,7 @@ def _mean_tokens(rows: Sequence[dict] | None, model: str, cfg: ExperimentConfig)
     n = [min(cfg.train.max_length, math.ceil(len(t) / 4)) for t in texts]
     return float(np.mean(n)), f"characters / 4 on {len(sample)} rows ({model}'s tokenizer is not available offline)"
 
+# %% ../nbs/83_plan.ipynb #g004c
 def plan(cfg: ExperimentConfig, gpu: str = "h100", mfu: float = 0.35, eval_mfu: float = 0.05, eval_prompt_tokens: int = 150,
          upsampled_extra: float = 0.41) -> dict:
     """Every run of `cfg` (proxies, their loss recording, each target x arm x budget x seed, each run's evaluation) with
@@ -206,6 +208,7 @@ def plan(cfg: ExperimentConfig, gpu: str = "h100", mfu: float = 0.35, eval_mfu: 
             "configs_missing": [x["name"] for x in models.values() if x["hub_id"] and not x["config_shipped"]],
             "runs": runs, "config": cfg.to_dict()}
 
+# %% ../nbs/83_plan.ipynb #g004d
 def plan_markdown(p: dict) -> str:
     "The plan as tables: per model and kind of run, then the totals, the models, and what is not yet in the local cache."
     groups: dict[tuple, dict] = {}
@@ -215,7 +218,8 @@ def plan_markdown(p: dict) -> str:
         if r["role"] == "eval": what = "record losses" if r["name"].endswith("/record") else ("step-0 eval" if "step0" in r["name"] else "eval (end of run)")
         k = (r["model"], r["role"], what, r.get("budget", ""))
         g = groups.setdefault(k, dict(runs=0, steps=r["steps"], tokens=r["tokens"], hours=0.0, mem=r["memory_gib"], fits=r["fits"]))
-        g["runs"] += 1; g["hours"] += r["gpu_hours"] or 0
+        g["runs"] += 1
+        g["hours"] += r["gpu_hours"] or 0
     fmt = lambda x: "—" if x is None else f"{x:,.1f}" if isinstance(x, float) else f"{x:,}"
     lines = [f"Plan for preset `{p['preset']}` on {p['gpu']['name']} ({p['gpu']['peak_tflops']:g} TFLOP/s dense bf16, "
              f"{p['gpu']['memory_gib']:g} GiB) at MFU {p['mfu']} (training) and {p['eval_mfu']} (generation): "

@@ -4,12 +4,11 @@
 
 # %% ../nbs/23_profile.ipynb #c002
 from __future__ import annotations
-import argparse, dataclasses, hashlib, json, math, os, re, shutil, time
+import dataclasses, hashlib, json, shutil, time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal, Sequence
-from .core import (Config, SbnbError, atomic_open, read_json, read_jsonl, write_json, write_jsonl, run_record,
-                       progress, default_device, read_table, write_table, check_rows, check_outputs, HelpFormatter, RunRecord,
-                       write_record_beside)
+from typing import Callable, Iterable, Literal, Sequence
+from .core import (Config, SbnbError, read_json, write_json, run_record,
+                       progress, default_device, read_table, write_table, check_rows, check_outputs, HelpFormatter, write_record_beside)
 from .models import find_checkpoints, load_tokenizer, load_model, training_prompt_style, model_record
 from .data import tokenize_example, Collator, read_examples
 
@@ -169,17 +168,21 @@ def profile_checkpoints(checkpoints: str | Path | Sequence, examples: Sequence[d
         if f is not None and f.exists():
             d = read_json(f)
             if d.get("fingerprint") == fp and d.get("checkpoint") == name:
-                cols.append(d["losses"]); info.append({"step": step, "checkpoint": name, "resumed": True}); continue
+                cols.append(d["losses"])
+                info.append({"step": step, "checkpoint": name, "resumed": True})
+                continue
         t0 = time.time()
         model = _load_model(Path(c)) if isinstance(c, (str, Path)) else c
         if first is None: first = model_record(model, c if isinstance(c, (str, Path)) else None)  # the run record's model
         col = model_losses(model, batches, len(ids), cfg, desc=f"profile step {step}").tolist()
         if f is not None: write_json(f, {"fingerprint": fp, "checkpoint": name, "step": step, "losses": col}, indent=None)
-        cols.append(col); info.append({"step": step, "checkpoint": name, "resumed": False, "seconds": round(time.time() - t0, 3)})
+        cols.append(col)
+        info.append({"step": step, "checkpoint": name, "resumed": False, "seconds": round(time.time() - t0, 3)})
         if isinstance(c, (str, Path)):
             del model
             if cfg.resolved_device().startswith("cuda"):
-                import torch; torch.cuda.empty_cache()
+                import torch
+                torch.cuda.empty_cache()
     rows = _rows(ids, sources, list(zip(*cols)))
     if out is not None:
         write_rows(rows, out)

@@ -51,7 +51,9 @@ def _losses_matrix(trajectories: Sequence[dict], where: str = "trajectories",
         if not all(math.isfinite(x) for x in losses): raise SbnbError(f"{at}: NaN or infinite loss in {losses}")
         if n_ckpt is None: n_ckpt = len(losses)
         elif len(losses) != n_ckpt: raise SbnbError(f"{at}: {len(losses)} checkpoints, but the first row has {n_ckpt}")
-        ids.append(r["id"]); sources.append(r["source"]); mat.append(losses)
+        ids.append(r["id"])
+        sources.append(r["source"])
+        mat.append(losses)
     if n_ckpt < 2: raise SbnbError(f"{where}:{lines[0]} (id {ids[0]!r}): {n_ckpt} checkpoint(s); at least 2 are needed to see a loss fall")
     return ids, sources, np.asarray(mat, dtype=np.float64)
 
@@ -62,7 +64,8 @@ def trajectory_features(losses: np.ndarray, kind: str = "logfrac", floor: float 
     if kind == "loss": return L.copy()
     if kind == "ratio": return L[:, 1:] / np.maximum(L[:, :-1], floor)
     if kind == "slope":
-        t = np.arange(L.shape[1], dtype=np.float64); t -= t.mean()
+        t = np.arange(L.shape[1], dtype=np.float64)
+        t -= t.mean()
         return ((L - L.mean(1, keepdims=True)) @ t / (t @ t))[:, None]
     if kind == "logfrac": return np.log(np.maximum(L[:, 1:] / np.maximum(L[:, :1], floor), floor))
     if kind == "auc": return L[:, 1:].mean(1, keepdims=True)  # the area under the loss curve after the start

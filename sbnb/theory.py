@@ -4,10 +4,11 @@
 
 # %% ../nbs/10_theory.ipynb #c002
 from __future__ import annotations
-import argparse, dataclasses, math, time
-from typing import Any, Literal
+import dataclasses, math, time
+from typing import TYPE_CHECKING, Any, Literal
 from .core import Config, SbnbError, HelpFormatter, choices, write_json, run_record, progress
 from .select import select, UpsampleConfig
+if TYPE_CHECKING: import torch  # for annotations only: torch is imported where the model runs, so the theory loads light
 
 # %% auto #0
 __all__ = ['SB_MEASURES', 'TEST_TOL', 'as_lambdas', 'sample_prompts', 'prompt_matrix', 'head_matrices', 'mhlsa_forward',
@@ -31,7 +32,8 @@ def sample_prompts(shape: tuple, lambdas, context: int, noise: float = 0.0, scal
                    query_scales=None) -> dict:
     "Draw in-context regression prompts of leading `shape`: x (..., N, d), y (..., N), xq (..., d), yq (...), w (..., d)."
     import torch
-    lam = as_lambdas(lambdas); d = lam.numel()
+    lam = as_lambdas(lambdas)
+    d = lam.numel()
     std = lam.sqrt() if scales is None else lam.sqrt() * scales            # (d,) or (..., d)
     std_ctx = std if scales is None else std.unsqueeze(-2)                  # broadcast over the N context columns
     g = dict(generator=generator, dtype=torch.float64)
@@ -63,7 +65,8 @@ def head_matrices(v, A) -> tuple:
 def mhlsa_forward(Z, WPV, WKQ) -> "torch.Tensor":
     "f(Z) = Z + Σ_h W^PV_h Z M Zᵀ W^KQ_h Z / N for prompts Z (B, d+1, N+1) and heads W (H, d+1, d+1)."
     N = Z.shape[-1] - 1
-    ZM = Z.clone(); ZM[..., -1] = 0                                         # Z M: the query column masked
+    ZM = Z.clone()
+    ZM[..., -1] = 0                                         # Z M: the query column masked
     C = ZM @ Z.transpose(-1, -2) / N                                        # (B, d+1, d+1)
     out = Z.clone()
     for h in range(WPV.shape[0]): out = out + WPV[h] @ C @ WKQ[h] @ Z       # H is small; B is batched
@@ -88,7 +91,8 @@ def moment_s(lambdas, context: int, noise: float = 0.0) -> "torch.Tensor":
 def population_loss(gamma, lambdas, context: int, noise: float = 0.0, query=None) -> "torch.Tensor":
     "Closed-form L(Γ) = E(ŷ - y_q)² for Γ of shape (..., d, d) -> (...); `query`: the query's covariance diagonal Λ' if not Λ."
     import torch
-    lam = as_lambdas(lambdas); s = moment_s(lam, context, noise)
+    lam = as_lambdas(lambdas)
+    s = moment_s(lam, context, noise)
     lq = lam if query is None else torch.as_tensor(query, dtype=torch.float64)
     quad = (lq[:, None] * gamma**2 * s[None, :]).sum((-1, -2))
     return quad - 2 * (lq * lam * gamma.diagonal(dim1=-2, dim2=-1)).sum(-1) + lq.sum() + noise**2
@@ -96,7 +100,8 @@ def population_loss(gamma, lambdas, context: int, noise: float = 0.0, query=None
 def population_grad(gamma, lambdas, context: int, noise: float = 0.0, query=None) -> "torch.Tensor":
     "∇_Γ L = 2Λ'ΓS - 2Λ'Λ (Λ' = Λ unless `query` is given), shape (..., d, d)."
     import torch
-    lam = as_lambdas(lambdas); s = moment_s(lam, context, noise)
+    lam = as_lambdas(lambdas)
+    s = moment_s(lam, context, noise)
     lq = lam if query is None else torch.as_tensor(query, dtype=torch.float64)
     return 2 * lq[:, None] * gamma * s[None, :] - 2 * torch.diag(lq * lam)
 
@@ -246,9 +251,12 @@ def train_heads(v, A, objective, steps: int, lr: float, optimizer: str = "gd", r
     gs = gamma_star(lambdas, context, noise).diagonal()
     S = v.shape[0]
     prog = torch.empty(S, steps + 1, gs.numel(), dtype=torch.float64)
-    pop = torch.empty(S, steps + 1, dtype=torch.float64); trn = torch.empty(S, steps, dtype=torch.float64)
+    pop = torch.empty(S, steps + 1, dtype=torch.float64)
+    trn = torch.empty(S, steps, dtype=torch.float64)
     per_ex, ckpt = [], set(checkpoints)
-    lam = as_lambdas(lambdas); s_ = moment_s(lam, context, noise); c0 = lam.sum() + noise**2
+    lam = as_lambdas(lambdas)
+    s_ = moment_s(lam, context, noise)
+    c0 = lam.sum() + noise**2
     def record(t):
         gam = gamma_of(v, A)
         dg = gam.diagonal(dim1=-2, dim2=-1)
@@ -371,7 +379,8 @@ def curve_comparison(lever: dict, base: dict) -> dict:
     if steps != base["log_steps"]: raise SbnbError("curve_comparison needs runs logged at the same steps")
     La, Lb = (np.array([s["loss"] for s in r["seeds"]]) for r in (lever, base))   # (S, T)
     cmp = [paired_difference(La[:, i], Lb[:, i], tol=TEST_TOL) for i in range(len(steps))]
-    ahead = [c["verdict"] == "lower" for c in cmp]; behind = [c["verdict"] == "higher" for c in cmp]
+    ahead = [c["verdict"] == "lower" for c in cmp]
+    behind = [c["verdict"] == "higher" for c in cmp]
     k = len(steps)
     while k > 0 and behind[k - 1]: k -= 1
     return dict(steps=steps, diff=[c["diff"] for c in cmp], ci=[c["ci"] for c in cmp], ahead=ahead, behind=behind,
@@ -382,7 +391,8 @@ def curve_comparison(lever: dict, base: dict) -> dict:
 def make_pool(seeds: int, size: int, lambdas, context: int, noise: float = 0.0, lean: float = 0.8, generator=None) -> tuple:
     "A pool of `size` prompts per seed whose queries lean towards direction `groups[j]`: (Pool, groups (P,))."
     import torch
-    lam = as_lambdas(lambdas); d = lam.numel()
+    lam = as_lambdas(lambdas)
+    d = lam.numel()
     if not 0 <= lean < 1: raise SbnbError(f"lean must be in [0, 1), got {lean}")
     groups = torch.arange(size) % d                                          # (P,)
     var = (1 - lean) + lean * d * torch.nn.functional.one_hot(groups, d).to(torch.float64)   # (P, d), mean over groups = 1
@@ -407,8 +417,10 @@ def _gamma_rel_error(gamma, gs) -> "torch.Tensor":
 def upsampled_query_cov(lambdas, lean: float, group_weights) -> "torch.Tensor":
     "Λ'_π (d,): the query covariance of the leaning pool in the population limit when group g has total weight π_g (normalised here)."
     import torch
-    lam = as_lambdas(lambdas); d = lam.numel()
-    pi = torch.as_tensor(group_weights, dtype=torch.float64); pi = pi / pi.sum()
+    lam = as_lambdas(lambdas)
+    d = lam.numel()
+    pi = torch.as_tensor(group_weights, dtype=torch.float64)
+    pi = pi / pi.sum()
     v = (1 - lean) + lean * d * torch.eye(d, dtype=torch.float64)            # (g, i): v_g
     return lam * (pi @ v)
 
@@ -482,13 +494,15 @@ def _selection_counts(cfg: SimConfig, v, A, pool: Pool, groups, lam, info: dict)
     S, N = cfg.seeds, cfg.context
     hard = (lam[groups] == lam.min()).numpy()
     if cfg.upsample == "oracle":
-        W = torch.where(torch.as_tensor(hard), float(cfg.factor), 1.0).expand(S, -1); info["selection_method"] = "oracle"
+        W = torch.where(torch.as_tensor(hard), float(cfg.factor), 1.0).expand(S, -1)
+        info["selection_method"] = "oracle"
     else:
         ck = sorted({round(k * cfg.profile_steps / (cfg.profile_points - 1)) for k in range(cfg.profile_points)})
         prof = train_heads(v, A, pool, cfg.profile_steps, cfg.lr, "gd", lambdas=lam, context=N, noise=cfg.noise, checkpoints=ck,
                            diagonal=cfg.model == "diagonal")
         ws = [select_late_learned(prof["per_example"][s].numpy(), factor=cfg.factor) for s in range(S)]
-        W = torch.as_tensor(np.stack([w for w, _ in ws])); info["selection_method"] = ws[0][1]
+        W = torch.as_tensor(np.stack([w for w, _ in ws]))
+        info["selection_method"] = ws[0][1]
     sel = (W > 1).numpy()
     info["selected_fraction"] = sel.mean(1).tolist()
     info["selected_hard_fraction"] = [float(hard[s].mean()) if s.any() else None for s in sel]   # precision vs the oracle
@@ -498,7 +512,8 @@ def simulate(cfg: SimConfig | None = None, show_progress: bool = False, curves: 
     "Run `cfg.seeds` seeds at once; returns the results dict (config, lambdas, per-seed curves, Γ, SB measures, test errors)."
     import numpy as np, torch
     cfg = cfg or SimConfig()
-    lam = as_lambdas(cfg.spectrum); d, S, N = lam.numel(), cfg.seeds, cfg.context
+    lam = as_lambdas(cfg.spectrum)
+    d, S, N = lam.numel(), cfg.seeds, cfg.context
     gen = torch.Generator().manual_seed(cfg.seed)
     if cfg.model == "mhlsa": v, A = init_heads(S, cfg.heads, d, cfg.init_scale, cfg.init, gen)
     else:

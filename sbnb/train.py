@@ -4,14 +4,13 @@
 
 # %% ../nbs/30_train.ipynb #c002
 from __future__ import annotations
-import argparse, contextlib, dataclasses, functools, os, resource, sys, time
+import contextlib, dataclasses, functools, os, resource, sys, time
 from pathlib import Path
 from typing import Literal, Sequence
-from .core import (Config, config_from_args, SbnbError, RunRecord, read_json, write_json, seed_everything, project_root, _suggest, HelpFormatter,
+from .core import (Config, config_from_args, SbnbError, RunRecord, read_json, write_json, seed_everything, HelpFormatter,
                        check_outputs, process_rank, wait_for_everyone)
 from .optim import OptimConfig, OPTIMIZERS, SAM_BASES, SAM, build_optimizer
-from .models import (MODELS, REAL_MODELS, TINY_MODELS, ModelSpec, models_dir, model_spec, model_config, count_parameters,
-                         load_tokenizer, load_model, find_checkpoints, readable, model_record)
+from .models import (MODELS, TINY_MODELS, model_spec, load_tokenizer, load_model, find_checkpoints, readable, model_record)
 from .data import tokenize_rows, Collator
 
 # %% auto #0
@@ -106,12 +105,14 @@ def trainer_class():
             return opt if isinstance(opt, SAM) else None
 
         def _count(self, inputs, passes: int):
-            self.cost["forward_passes"] += passes; self.cost["backward_passes"] += passes
+            self.cost["forward_passes"] += passes
+            self.cost["backward_passes"] += passes
             if passes:
                 m, lab = inputs.get("attention_mask"), inputs.get("labels")
                 self.cost["tokens"] += int(m.sum()) if m is not None else int(inputs["input_ids"].numel())
                 if lab is not None: self.cost["loss_tokens"] += int((lab != -100).sum())
-                self.cost["examples"] += int(inputs["input_ids"].shape[0]); self.cost["micro_batches"] += 1
+                self.cost["examples"] += int(inputs["input_ids"].shape[0])
+                self.cost["micro_batches"] += 1
 
         def training_step(self, model, inputs, num_items_in_batch=None):
             sam = self._sam()
@@ -128,7 +129,9 @@ def trainer_class():
                 sam.restore()
                 for p, g in zip(params, prev):
                     if g is not None: p.grad = g if p.grad is None else p.grad.add_(g)
-                self._count(inputs, 1); self.cost["forward_passes"] += 1; self.cost["backward_passes"] += 1
+                self._count(inputs, 1)
+                self.cost["forward_passes"] += 1
+                self.cost["backward_passes"] += 1
                 return loss
             # full_batch: accumulate g at w over the micro-batches, then redo them all at w + e
             loss = super().training_step(model, inputs, num_items_in_batch)
@@ -138,7 +141,8 @@ def trainer_class():
                 sam.first_step(zero_grad=True)
                 for inp, n in self._stash:
                     super().training_step(model, inp, n)
-                    self.cost["forward_passes"] += 1; self.cost["backward_passes"] += 1
+                    self.cost["forward_passes"] += 1
+                    self.cost["backward_passes"] += 1
                 sam.restore()
                 self._stash = []
             return loss
@@ -244,7 +248,8 @@ def build_trainer(cfg: TrainConfig, model, tokenizer, data: Sequence[dict], coun
                         lean=cfg.response_logits)
     if not cfg.progress:
         from transformers.trainer_callback import PrinterCallback, ProgressCallback
-        t.remove_callback(PrinterCallback); t.remove_callback(ProgressCallback)
+        t.remove_callback(PrinterCallback)
+        t.remove_callback(ProgressCallback)
     return t
 
 def lora_model(model, cfg: TrainConfig):
@@ -294,7 +299,9 @@ def train(cfg: TrainConfig, rows: Sequence[dict] | None = None, counts: Sequence
         if cfg.save_model: trainer.save_model(str(out))
         trainer.save_state()
         if main:
-            if cfg.lora and cfg.save_model: trainer.model.merge_and_unload().save_pretrained(str(out/"merged")); tok.save_pretrained(str(out/"merged"))
+            if cfg.lora and cfg.save_model:
+                trainer.model.merge_and_unload().save_pretrained(str(out/"merged"))
+                tok.save_pretrained(str(out/"merged"))
             readable(out)  # safetensors writes owner-only files; a run folder is shared like any output
             cost = {**trainer.cost, "wall_clock_s": round(wall, 3), "optimizer_steps": trainer.state.global_step,
                     "optimizer": cfg.optim.name, "sam_accumulation": cfg.sam_accumulation if cfg.optim.is_sam else None,

@@ -4,14 +4,13 @@
 
 # %% ../nbs/24_upsample.ipynb #c002
 from __future__ import annotations
-import argparse, copy, dataclasses, hashlib, json, math
+import copy, hashlib, json, math
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal, Sequence
+from typing import Callable, Sequence
 import numpy as np
 from .core import (SbnbError, atomic_write, write_json, run_record, read_table_lines, write_table, check_rows, write_record_beside,
                        check_outputs, choices as _choices, HelpFormatter as _HelpFormatter)
-from .select import (UpsampleConfig, SourceReport, Selection, select, trajectory_features, remaining_fraction,
-                         planted_trajectories, random_selection, small_sources_only)
+from .select import (UpsampleConfig, Selection, select, planted_trajectories)
 
 # %% auto #0
 __all__ = ['check_coverage', 'upsample', 'upsample_report', 'whole_counts', 'repeat_indices', 'RepeatSampler',
@@ -167,14 +166,17 @@ def read_weights(path: str | Path, rows: Sequence[dict]) -> list[float]:
 def plot_selection(selection: Selection, path: str | Path | None = None):
     "Mean loss curves per source: chosen cluster vs the other(s) (small sources: the whole source)."
     srcs = list(selection.sources.values())
-    n = len(srcs); cols = min(n, 4); rows_ = math.ceil(n / cols)
+    n = len(srcs)
+    cols = min(n, 4)
+    rows_ = math.ceil(n / cols)
     size = (3.6 * cols, 2.8 * rows_)
     if path is None:
         import matplotlib.pyplot as plt
         fig, axes = plt.subplots(rows_, cols, figsize=size, squeeze=False)
     else:  # no pyplot: saving works under any backend and leaves the interactive one alone
         from matplotlib.figure import Figure
-        fig = Figure(figsize=size); axes = fig.subplots(rows_, cols, squeeze=False)
+        fig = Figure(figsize=size)
+        axes = fig.subplots(rows_, cols, squeeze=False)
     T = selection.config.first
     for ax, s in zip(axes.flat, srcs):
         if s.small or not s.cluster_sizes:
@@ -186,7 +188,9 @@ def plot_selection(selection: Selection, path: str | Path | None = None):
                 ax.plot(m, "-" if ch else "--", color="C3" if ch else "C0", label=f"{'chosen' if ch else 'other'} (n={size})")
         if T is not None: ax.axvline(T - 1, color="grey", lw=0.8, ls=":")
         ax.set_title(f"{s.source} ({'small' if s.small else 'clustered'})", fontsize=9)
-        ax.set_xlabel("checkpoint"); ax.set_ylabel("mean response loss (nats)"); ax.legend(fontsize=7)
+        ax.set_xlabel("checkpoint")
+        ax.set_ylabel("mean response loss (nats)")
+        ax.legend(fontsize=7)
     for ax in list(axes.flat)[n:]: ax.axis("off")
     fig.tight_layout()
     if path is not None: fig.savefig(path, dpi=110)
@@ -194,7 +198,8 @@ def plot_selection(selection: Selection, path: str | Path | None = None):
 
 def write_report(selection: Selection, out_dir: str | Path, stats: dict | None = None) -> Path:
     "Write selection.json, selected_ids.txt, summary.md and curves.png into `out_dir`."
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     write_json(out/"selection.json", {**selection.to_dict(), "stats": stats or {}})
     atomic_write(out/"selected_ids.txt", "".join(f"{i}\n" for i in selection.ids))
     lines = [f"# Upsampling selection ({selection.method})", "", f"config: `{json.dumps(selection.config.to_dict())}`", "",

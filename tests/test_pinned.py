@@ -2,14 +2,21 @@
 both budgets) whose per-step training losses and accuracies are stored in tests/pinned/smoke.json. Any change of
 numerics fails this test; the commit that changes them must say why, rerun the committed results it touches, and
 regenerate the file with `SBNB_PIN_UPDATE=1 pytest tests/test_pinned.py`."""
+
 import json, os
 from pathlib import Path
 from sbnb.cli import main
 from sbnb.core import read_json, read_jsonl
 
 PINNED = Path(__file__).parent / "pinned" / "smoke.json"
-ARGV = ["experiment", "--preset", "smoke", "seeds=1", "arms=adamw,adamw+up,adamw+random,adamw+oracle,adamw+aug,adamw+small,"
-        "adamw+up-self,adamw+up-sched,adamw+up-iw,muon,muon+up,sam"]
+ARGV = [
+    "experiment",
+    "--preset",
+    "smoke",
+    "seeds=1",
+    "arms=adamw,adamw+up,adamw+random,adamw+oracle,adamw+aug,adamw+small,"
+    "adamw+up-self,adamw+up-sched,adamw+up-iw,muon,muon+up,sam",
+]
 
 
 def numbers(root: Path) -> dict:
@@ -20,8 +27,10 @@ def numbers(root: Path) -> dict:
         state = read_json(next(root.glob(f"cache/*/runs/{name}/trainer/trainer_state.json")))
         out[f"{r['arm']} ({r['budget']})"] = {
             "losses": [(h["step"], h["loss"]) for h in state["log_history"] if "loss" in h],
-            "train_loss": r["cost"]["train_loss"], "final": {k: r["final"][k] for k in ("test", "ood", "test_by_source")},
-            "evals": [{s: e[s]["mean"] for s in e if s != "step"} | {"step": e["step"]} for e in r["evals"]]}
+            "train_loss": r["cost"]["train_loss"],
+            "final": {k: r["final"][k] for k in ("test", "ood", "test_by_source")},
+            "evals": [{s: e[s]["mean"] for s in e if s != "step"} | {"step": e["step"]} for e in r["evals"]],
+        }
     return out
 
 

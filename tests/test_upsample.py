@@ -1,4 +1,5 @@
 """sbnb.upsample: planted selection, determinism, upsampling modes, controls, errors and the `sbnb upsample` command."""
+
 import json, math, random
 from collections import Counter
 from pathlib import Path
@@ -6,23 +7,35 @@ import numpy as np
 import pytest
 from sbnb.core import SbnbError, read_jsonl, write_jsonl
 from sbnb.profile import read_rows, write_rows
-from sbnb.upsample import (UpsampleConfig, Selection, select, upsample, upsample_report, planted_trajectories,
-                           random_selection, small_sources_only, trajectory_features, RepeatSampler, repeat_indices,
-                           write_report, check_coverage)
+from sbnb.select import (
+    UpsampleConfig,
+    Selection,
+    select,
+    planted_trajectories,
+    random_selection,
+    small_sources_only,
+    trajectory_features,
+)
+from sbnb.upsample import upsample, upsample_report, RepeatSampler, repeat_indices, write_report
 from sbnb.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
+
 
 @pytest.fixture(scope="module")
 def planted():
     traj, slow = planted_trajectories({"arith": 150, "algebra": 90, "geo": 120, "tiny": 12, "mini": 20}, seed=1)
     return traj, slow
 
+
 def _data(traj):
-    data = [{"id": r["id"], "source": r["source"], "instruction": f"q {r['id']}", "nested": {"a": [1, {"b": 2}]}}
-            for r in traj]
+    data = [
+        {"id": r["id"], "source": r["source"], "instruction": f"q {r['id']}", "nested": {"a": [1, {"b": 2}]}}
+        for r in traj
+    ]
     random.Random(5).shuffle(data)  # a different order from the trajectories
     return data
+
 
 @pytest.mark.parametrize("features", ["logfrac", "ratio", "loss", "slope"])
 @pytest.mark.parametrize("seed", [0, 7])
@@ -34,8 +47,11 @@ def test_planted_selection_is_exact(planted, features, seed):
     assert [s for s, r in sel.sources.items() if r.small] == [s for s in sel.sources if s in ("tiny", "mini")]
     for s in ("arith", "algebra", "geo"):
         rep = sel.sources[s]
-        assert sorted(rep.cluster_sizes) == sorted([len([i for i in slow if i.startswith(s)]), rep.size - len([i for i in slow if i.startswith(s)])])
+        assert sorted(rep.cluster_sizes) == sorted(
+            [len([i for i in slow if i.startswith(s)]), rep.size - len([i for i in slow if i.startswith(s)])]
+        )
         assert rep.chosen == rep.authors_choice  # on clean data the two rules agree
+
 
 def test_selection_order_and_mapping_by_id(planted):
     traj, slow = planted
@@ -43,15 +59,23 @@ def test_selection_order_and_mapping_by_id(planted):
     order = [r["id"] for r in traj]
     assert sel.ids == [i for i in order if i in set(sel.ids)]  # trajectory order, not within-source positions
     # selecting a shuffled copy of the trajectories gives the same set
-    shuffled = list(traj); random.Random(3).shuffle(shuffled)
+    shuffled = list(traj)
+    random.Random(3).shuffle(shuffled)
     assert set(select(shuffled, UpsampleConfig()).ids) == set(sel.ids)
+
 
 def test_first_T_uses_only_early_checkpoints():
     # slow examples differ from fast ones only after checkpoint 2: with first=2 k-means cannot see it
     rows = []
     for i in range(40):
         slow = i < 20
-        rows.append({"id": f"x{i}", "source": "s", "losses": [3.0, 2.0 + 0.01 * (i % 7), 1.9 if slow else 0.2, 1.8 if slow else 0.1]})
+        rows.append(
+            {
+                "id": f"x{i}",
+                "source": "s",
+                "losses": [3.0, 2.0 + 0.01 * (i % 7), 1.9 if slow else 0.2, 1.8 if slow else 0.1],
+            }
+        )
     for i in range(40):
         rows.append({"id": f"y{i}", "source": "t", "losses": [3.0, 2.0, 1.0, 0.5]})
     full = select(rows, UpsampleConfig())
@@ -59,23 +83,31 @@ def test_first_T_uses_only_early_checkpoints():
     early = select(rows, UpsampleConfig(first=2))
     assert set(early.sources["s"].selected) != {f"x{i}" for i in range(20)}
 
+
 def test_determinism_under_seed(planted):
     traj, _ = planted
-    noisy = [dict(r, losses=[v * (1 + 0.3 * math.sin(7 * j + k)) for k, v in enumerate(r["losses"])]) for j, r in enumerate(traj)]
+    noisy = [
+        dict(r, losses=[v * (1 + 0.3 * math.sin(7 * j + k)) for k, v in enumerate(r["losses"])])
+        for j, r in enumerate(traj)
+    ]
     a = select(noisy, UpsampleConfig(seed=11))
     b = select(noisy, UpsampleConfig(seed=11))
     assert a.ids == b.ids and a.to_dict() == b.to_dict()
     assert random_selection(a, seed=4).ids == random_selection(a, seed=4).ids
     assert random_selection(a, seed=4).ids != random_selection(a, seed=5).ids
 
+
 def test_ratio_outliers_break_authors_rule_not_robust_rule(planted):
     traj, slow = planted
-    traj = list(traj) + [{"id": f"arith-w{i}", "source": "arith", "losses": [3.0, 0.5, 0.0005, 0.2, 0.0005, 0.3]} for i in range(3)]
+    traj = list(traj) + [
+        {"id": f"arith-w{i}", "source": "arith", "losses": [3.0, 0.5, 0.0005, 0.2, 0.0005, 0.3]} for i in range(3)
+    ]
     slow_arith = {i for i in slow if i.startswith("arith-")}
     robust = select(traj, UpsampleConfig(features="logfrac", rule="remaining"))
     assert set(robust.sources["arith"].selected) == slow_arith
     authors = select(traj, UpsampleConfig(features="ratio", rule="ratio"))
     assert set(authors.sources["arith"].selected) != slow_arith
+
 
 def test_features_shapes_and_values():
     L = np.array([[2.0, 1.0, 0.5, 0.25]])
@@ -84,6 +116,7 @@ def test_features_shapes_and_values():
     assert np.allclose(trajectory_features(L, "logfrac"), np.log([0.5, 0.25, 0.125]))
     assert trajectory_features(L, "slope").shape == (1, 1)
     assert np.isfinite(trajectory_features(np.array([[0.0, 0.0, 5.0]]), "ratio")).all()
+
 
 def test_materialize(planted):
     traj, _ = planted
@@ -94,11 +127,12 @@ def test_materialize(planted):
         cnt = Counter(r["id"] for r in out)
         assert all(cnt[i] == (factor if i in sel else 1) for i in cnt)
         assert set(cnt) == {r["id"] for r in data}  # nothing dropped, nothing new
-        assert out[:len(data)] == data
+        assert out[: len(data)] == data
         by_id = {r["id"]: r for r in data}
         assert all(r == by_id[r["id"]] for r in out)  # every field unchanged
     out[-1]["nested"]["a"].append(9)
     assert all(r["nested"]["a"] == [1, {"b": 2}] for r in data)  # copies are independent of the input
+
 
 def test_weights_and_sampler(planted):
     traj, _ = planted
@@ -109,39 +143,49 @@ def test_weights_and_sampler(planted):
     s = RepeatSampler(w, seed=2)
     assert len(s) == sum(w) and Counter(s) == Counter(repeat_indices(w))
     assert list(s) == list(RepeatSampler(w, seed=2))
-    s.set_epoch(1); assert list(s) != list(RepeatSampler(w, seed=2))
-    with pytest.raises(SbnbError): RepeatSampler([1, 0])
+    s.set_epoch(1)
+    assert list(s) != list(RepeatSampler(w, seed=2))
+    with pytest.raises(SbnbError):
+        RepeatSampler([1, 0])
+
 
 def test_augment_with_given_function(planted):
     traj, _ = planted
     sel = select(traj, UpsampleConfig())
     data = _data(traj)
+
     def aug(ex, seed):
-        if ex["source"] == "tiny": return None
+        if ex["source"] == "tiny":
+            return None
         return {**ex, "id": f"{ex['id']}~{seed}", "instruction": ex["instruction"] + "!"}
+
     sa = sel.configured(factor=3, mode="augment")
     out, st = upsample_report(data, sa, augment=aug)
     assert len(out) == len(data) + 2 * len(sel)
     assert st["fallback_copies"] == 2 * sum(1 for r in data if r["source"] == "tiny" and r["id"] in sel)
-    new = [r for r in out[len(data):] if r["source"] != "tiny"]
+    new = [r for r in out[len(data) :] if r["source"] != "tiny"]
     assert len({r["id"] for r in new}) == len(new)  # distinct seeds for each copy
     assert out == upsample(data, sa, augment=aug)
 
+
 def test_augment_with_the_corpus_augmenter_on_the_sample_corpus():
     from sbnb.corpus import augment_example
-    train = ROOT/"data"/"sample"/"train.jsonl"
-    if not train.exists(): pytest.skip("no data/sample/train.jsonl")
+
+    train = ROOT / "data" / "sample" / "train.jsonl"
+    if not train.exists():
+        pytest.skip("no data/sample/train.jsonl")
     data = read_jsonl(train)
     rng = np.random.default_rng(0)
     traj = [{"id": r["id"], "source": r["source"], "losses": [3.0, float(rng.uniform(0.2, 2.5))]} for r in data]
     sel = select(traj, UpsampleConfig())
     out, st = upsample_report(data, sel.configured(mode="augment"), augment_example)
     assert len(out) == len(data) + len(sel) and st["fallback_copies"] == 0
-    extra = out[len(data):]
+    extra = out[len(data) :]
     by_id = {r["id"]: r for r in data}
     assert all(e["augmented_from"] in sel and e["source"] == by_id[e["augmented_from"]]["source"] for e in extra)
     assert len({e["id"] for e in extra} | set(by_id)) == len(out)  # fresh variants get fresh ids
     assert {r["id"] for r in data} <= {r["id"] for r in out}
+
 
 def test_controls(planted):
     traj, slow = planted
@@ -153,11 +197,15 @@ def test_controls(planted):
     assert set(only.ids) == {r["id"] for r in traj if r["source"] in ("tiny", "mini")}
     assert Selection.from_dict(json.loads(json.dumps(sel.to_dict()))).ids == sel.ids
 
+
 def _err(fn, *words):
-    with pytest.raises(SbnbError) as e: fn()
+    with pytest.raises(SbnbError) as e:
+        fn()
     msg = str(e.value)
     assert "\n" not in msg
-    for w in words: assert w in msg, msg
+    for w in words:
+        assert w in msg, msg
+
 
 def test_errors(planted):
     traj, _ = planted
@@ -166,16 +214,24 @@ def test_errors(planted):
     first = traj[0]["id"]
     _err(lambda: upsample([r for r in data if r["id"] != first], sel), f"trajectory id {first} is not in the data")
     _err(lambda: upsample(data + [{"id": "zz", "source": "arith"}], sel), "data id zz has no trajectory")
-    _err(lambda: upsample([dict(r, source="other") if r["id"] == first else r for r in data], sel), f"(id '{first}'): source 'other'")
-    bad = [dict(r) for r in traj]; bad[5] = dict(bad[5], losses=[1.0, float("nan")] + bad[5]["losses"][2:])
+    _err(
+        lambda: upsample([dict(r, source="other") if r["id"] == first else r for r in data], sel),
+        f"(id '{first}'): source 'other'",
+    )
+    bad = [dict(r) for r in traj]
+    bad[5] = dict(bad[5], losses=[1.0, float("nan")] + bad[5]["losses"][2:])
     _err(lambda: select(bad), f"trajectories:6 (id '{bad[5]['id']}'): NaN or infinite")
     bad[5] = dict(bad[5], losses=[1.0, float("inf")] + bad[5]["losses"][2:])
     _err(lambda: select(bad), f"(id '{bad[5]['id']}'): NaN or infinite")
     bad[5] = dict(bad[5], losses=[1.0, 2.0])
     _err(lambda: select(bad), f"(id '{bad[5]['id']}'): 2 checkpoints, but the first row has 6")
     _err(lambda: select(traj + [traj[3]]), f"(id '{traj[3]['id']}'): duplicate id")
-    _err(lambda: select([{"id": "a", "source": "s", "losses": [1.0, 0.5]}, {"id": "b", "source": "t", "losses": [1.0, 0.5]}]),
-         "source 's' (first id a) has 1 examples, fewer than k=2")
+    _err(
+        lambda: select(
+            [{"id": "a", "source": "s", "losses": [1.0, 0.5]}, {"id": "b", "source": "t", "losses": [1.0, 0.5]}]
+        ),
+        "source 's' (first id a) has 1 examples, fewer than k=2",
+    )
     _err(lambda: select(traj, UpsampleConfig(k=200)), "fewer than k=200")
     _err(lambda: UpsampleConfig(factor=0), "factor must be at least 1")
     _err(lambda: sel.configured(factor=0), "factor must be at least 1")
@@ -184,30 +240,52 @@ def test_errors(planted):
     _err(lambda: select([{"id": "a", "source": "s", "losses": [1.0]}]), "(id 'a'): 1 checkpoint(s)")
     _err(lambda: select([{"id": "a", "source": "s"}]), "trajectories:1 (id 'a'): missing field 'losses'")
 
+
 def test_report(planted, tmp_path):
     traj, _ = planted
     sel = select(traj, UpsampleConfig())
-    write_report(sel, tmp_path/"rep", {"rows_in": 1})
-    d = json.loads((tmp_path/"rep"/"selection.json").read_text())
+    write_report(sel, tmp_path / "rep", {"rows_in": 1})
+    d = json.loads((tmp_path / "rep" / "selection.json").read_text())
     assert d["sources"]["arith"]["cluster_sizes"] and d["sources"]["arith"]["reason"].startswith("k-means")
     assert "small source" in d["sources"]["tiny"]["reason"]
-    assert (tmp_path/"rep"/"selected_ids.txt").read_text().split() == sel.ids
-    assert (tmp_path/"rep"/"curves.png").stat().st_size > 1000
-    assert "| arith |" in (tmp_path/"rep"/"summary.md").read_text()
+    assert (tmp_path / "rep" / "selected_ids.txt").read_text().split() == sel.ids
+    assert (tmp_path / "rep" / "curves.png").stat().st_size > 1000
+    assert "| arith |" in (tmp_path / "rep" / "summary.md").read_text()
+
 
 def test_cli(planted, tmp_path):
     traj, _ = planted
     data = [{"id": r["id"], "source": r["source"], "x": i} for i, r in enumerate(traj)]  # only id + source + anything
-    write_rows(data, tmp_path/"data.parquet"); write_jsonl(tmp_path/"traj.jsonl", traj)
-    args = ["upsample", "--data", str(tmp_path/"data.parquet"), "--trajectories", str(tmp_path/"traj.jsonl")]
-    assert main(args + ["--out", str(tmp_path/"up.parquet"), "--factor", "3", "--features", "ratio", "--first", "4",
-                        "--seed", "2", "--report", str(tmp_path/"rep")]) == 0
-    out = read_rows(tmp_path/"up.parquet")
+    write_rows(data, tmp_path / "data.parquet")
+    write_jsonl(tmp_path / "traj.jsonl", traj)
+    args = ["upsample", "--data", str(tmp_path / "data.parquet"), "--trajectories", str(tmp_path / "traj.jsonl")]
+    assert (
+        main(
+            args
+            + [
+                "--out",
+                str(tmp_path / "up.parquet"),
+                "--factor",
+                "3",
+                "--features",
+                "ratio",
+                "--first",
+                "4",
+                "--seed",
+                "2",
+                "--report",
+                str(tmp_path / "rep"),
+            ]
+        )
+        == 0
+    )
+    out = read_rows(tmp_path / "up.parquet")
     sel = select(traj, UpsampleConfig(features="ratio", first=4, seed=2))
     assert Counter(r["id"] for r in out) == Counter({r["id"]: 3 if r["id"] in sel else 1 for r in data})
-    meta = json.loads((tmp_path/"up.parquet.meta.json").read_text())
+    meta = json.loads((tmp_path / "up.parquet.meta.json").read_text())
     assert meta["config"]["factor"] == 3 and meta["stats"]["rows_out"] == len(out) and "git" in meta
-    assert (tmp_path/"rep"/"curves.png").exists()
+    assert (tmp_path / "rep" / "curves.png").exists()
+
 
 @pytest.mark.parametrize("case", ["missing_traj", "no_traj_for_row", "nan", "ckpt_count", "k_too_big", "factor"])
 def test_cli_errors_exit_2(planted, tmp_path, case, capsys):
@@ -215,19 +293,41 @@ def test_cli_errors_exit_2(planted, tmp_path, case, capsys):
     traj = [dict(r) for r in traj]
     data = [{"id": r["id"], "source": r["source"]} for r in traj]
     extra = []
-    if case == "missing_traj": data = data[1:]
-    if case == "no_traj_for_row": data.append({"id": "lonely", "source": "arith"})
-    if case == "nan": traj[2]["losses"] = [float("nan")] * 6
-    if case == "ckpt_count": traj[2]["losses"] = traj[2]["losses"][:3]
-    if case == "k_too_big": extra = ["--k", "1000"]
-    if case == "factor": extra = ["--factor", "0"]
-    (tmp_path/"traj.jsonl").write_text("".join(json.dumps(r) + "\n" for r in traj))  # json.dumps writes NaN
-    write_jsonl(tmp_path/"data.jsonl", data)
-    rc = main(["upsample", "--data", str(tmp_path/"data.jsonl"), "--trajectories", str(tmp_path/"traj.jsonl"),
-               "--out", str(tmp_path/"up.jsonl"), *extra])
+    if case == "missing_traj":
+        data = data[1:]
+    if case == "no_traj_for_row":
+        data.append({"id": "lonely", "source": "arith"})
+    if case == "nan":
+        traj[2]["losses"] = [float("nan")] * 6
+    if case == "ckpt_count":
+        traj[2]["losses"] = traj[2]["losses"][:3]
+    if case == "k_too_big":
+        extra = ["--k", "1000"]
+    if case == "factor":
+        extra = ["--factor", "0"]
+    (tmp_path / "traj.jsonl").write_text("".join(json.dumps(r) + "\n" for r in traj))  # json.dumps writes NaN
+    write_jsonl(tmp_path / "data.jsonl", data)
+    rc = main(
+        [
+            "upsample",
+            "--data",
+            str(tmp_path / "data.jsonl"),
+            "--trajectories",
+            str(tmp_path / "traj.jsonl"),
+            "--out",
+            str(tmp_path / "up.jsonl"),
+            *extra,
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("sbnb: error:") and err.count("\n") == 1
-    assert not (tmp_path/"up.jsonl").exists()
-    want = {"missing_traj": traj[0]["id"], "no_traj_for_row": "lonely", "nan": traj[2]["id"], "ckpt_count": traj[2]["id"],
-            "k_too_big": "k=1000", "factor": "factor"}[case]
+    assert not (tmp_path / "up.jsonl").exists()
+    want = {
+        "missing_traj": traj[0]["id"],
+        "no_traj_for_row": "lonely",
+        "nan": traj[2]["id"],
+        "ckpt_count": traj[2]["id"],
+        "k_too_big": "k=1000",
+        "factor": "factor",
+    }[case]
     assert want in err
