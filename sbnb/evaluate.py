@@ -11,8 +11,9 @@ from typing import Iterable, Literal, Sequence
 from .core import (SbnbError, Config, RunRecord, progress, project_root, read_json,
                        read_jsonl, write_json, write_jsonl, atomic_write, check_outputs, HelpFormatter)
 from .models import training_prompt_style, model_record
-from .benchmarks import (extract_answer, answers_match, check_benchmarks, load_benchmark,
-                             format_prompt, ALPACA_PROMPT, BENCHMARK_FILES, BENCHMARKS, ABS_TOL, REL_TOL)
+from .answers import extract_answer, answers_match, ABS_TOL, REL_TOL
+from .benchmarks import (check_benchmarks, load_benchmark,
+                             format_prompt, ALPACA_PROMPT, BENCHMARK_FILES, BENCHMARKS)
 
 # %% auto #0
 __all__ = ['ALPACA', 'DEFAULT_STOP', 'generate', 'tiny_model_and_tokenizer', 'wilson_ci', 'predict_answer', 'score_rows',

@@ -4,7 +4,7 @@ import os, threading, time
 import pytest
 
 from sbnb.core import SbnbError, project_root, read_json, read_jsonl, write_jsonl
-from sbnb.benchmarks import last_boxed
+from sbnb.answers import last_boxed
 from sbnb.evaluate import (
     BENCHMARKS,
     answers_match,

@@ -73,7 +73,7 @@ def test_the_guard_sees_imports_inside_functions(tmp_path):
     ]
 
 
-@pytest.mark.parametrize("mod", ["theory", "select", "core", "benchmarks"])
+@pytest.mark.parametrize("mod", ["theory", "select", "core", "answers", "benchmarks"])
 def test_light_modules_load_neither_torch_nor_transformers(mod):
     code = f"import sys, sbnb.{mod}; print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
     out = subprocess.run(
