@@ -42,7 +42,8 @@ def report(root: str | Path, out: str | Path | None = None) -> str:
 
 
 def promote(run: str | Path, to: str | Path | None = None, replace: bool = False) -> Path:
-    "Copy the finished run folder `run` (without its `cache/`) to the record folder `to` (default results/<its name>)."
+    """Copy the finished run folder `run` (without its `cache/`) to the record folder `to` (default results/<its name>); a
+    learning-rate pilot already in the record (`pilot*`, `run-pilot*`) is kept and the report recomputed with it."""
     run = Path(run)
     if not (run/"runs.jsonl").exists() or not (run/"run.json").exists():
         raise SbnbError(f"{run}: not a finished run folder (no runs.jsonl and run.json)")
@@ -52,8 +53,11 @@ def promote(run: str | Path, to: str | Path | None = None, replace: bool = False
     tmp = dest.parent/f".{dest.name}.promoting"
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(run, tmp, ignore=shutil.ignore_patterns("cache"))
+    kept = [f for f in (sorted(dest.glob("pilot*")) + sorted(dest.glob("run-pilot*")) if dest.exists() else []) if not (tmp/f.name).exists()]
+    for f in kept: shutil.copy2(f, tmp/f.name)  # the record's learning-rate pilot stays with it (the run did not redo it)
     if dest.exists(): shutil.rmtree(dest)
     tmp.rename(dest)
+    if kept: report(dest)  # the summary's paragraph on B reads the pilot
     return dest
 
 # %% ../nbs/85_expcli.ipynb #x008

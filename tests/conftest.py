@@ -91,3 +91,32 @@ def sample_benchmarks(tmp_path_factory):
             if (name == "gsm8k-train") == (split == "train"):
                 write_benchmark(name, rows, d)
     return d
+
+
+@pytest.fixture(scope="session")
+def planted():
+    "Trajectories with a planted slow subset per source (and two small sources): (rows, the slow ids of the large ones)."
+    from sbnb.select import planted_trajectories
+
+    traj, slow = planted_trajectories({"arith": 150, "algebra": 90, "geo": 120, "tiny": 12, "mini": 20}, seed=1)
+    return traj, slow
+
+
+SMOKE_ARGV = [
+    "experiment",
+    "--preset",
+    "smoke",
+    "seeds=1",
+    "arms=adamw,adamw+up,adamw+random,adamw+oracle,adamw+aug,adamw+small,"
+    "adamw+up-self,adamw+up-sched,adamw+up-iw,muon,muon+up,sam",
+]
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    "The tests' one smoke run (one seed, every arm kind, both budgets): the pinned numbers and the experiment's tables read it."
+    from sbnb.cli import main
+
+    out = tmp_path_factory.mktemp("smoke")
+    assert main(SMOKE_ARGV + ["--out", str(out)]) == 0
+    return out / "smoke"

@@ -1,22 +1,13 @@
 """Numbers pinned: a short deterministic run of the default's model and data (the smoke preset, one seed, every arm kind,
 both budgets) whose per-step training losses and accuracies are stored in tests/pinned/smoke.json. Any change of
-numerics fails this test; the commit that changes them must say why, rerun the committed results it touches, and
-regenerate the file with `SBNB_PIN_UPDATE=1 pytest tests/test_pinned.py`."""
+numerics fails this test (the run is the session fixture `smoke_run` of conftest.py); the commit that changes them
+must say why, rerun the committed results it touches, and regenerate the file with `SBNB_PIN_UPDATE=1 pytest tests/test_pinned.py`."""
 
 import json, os
 from pathlib import Path
-from sbnb.cli import main
 from sbnb.core import read_json, read_jsonl
 
 PINNED = Path(__file__).parent / "pinned" / "smoke.json"
-ARGV = [
-    "experiment",
-    "--preset",
-    "smoke",
-    "seeds=1",
-    "arms=adamw,adamw+up,adamw+random,adamw+oracle,adamw+aug,adamw+small,"
-    "adamw+up-self,adamw+up-sched,adamw+up-iw,muon,muon+up,sam",
-]
 
 
 def numbers(root: Path) -> dict:
@@ -34,9 +25,8 @@ def numbers(root: Path) -> dict:
     return out
 
 
-def test_the_numbers_are_pinned(tmp_path):
-    assert main(ARGV + ["--out", str(tmp_path)]) == 0
-    got = json.loads(json.dumps(numbers(tmp_path / "smoke")))
+def test_the_numbers_are_pinned(smoke_run):
+    got = json.loads(json.dumps(numbers(smoke_run)))
     if os.environ.get("SBNB_PIN_UPDATE"):
         PINNED.write_text(json.dumps(got, indent=1) + "\n")
     want = json.loads(PINNED.read_text())
