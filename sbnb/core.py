@@ -115,6 +115,7 @@ class Config:
         "Check values; subclasses raise `SbnbError` naming the field."
 
     ALIASES: typing.ClassVar[dict[str, str]] = {}  # flat name -> dotted field path, e.g. {"lr": "optim.lr"}
+    RESETS: typing.ClassVar[dict[str, tuple]] = {}  # field -> the fields that setting it resets to their defaults (a recipe's)
 
     @classmethod
     def resolve(cls, key: str) -> str:
@@ -179,9 +180,14 @@ class Config:
     def override(self, overrides: Iterable[str] | dict = ()):
         "A copy with `key=value` (or `a.b=value` for nested configs, or an alias) overrides applied; a dict value replaces a whole section."
         items = overrides.items() if isinstance(overrides, dict) else [_split_override(o) for o in overrides]
-        d = self.to_dict()
-        for k, v in items:
-            path = type(self).resolve(k)
+        d, items = self.to_dict(), [(k, type(self).resolve(k), v) for k, v in items]
+        for _, path, _ in items:  # a field that decides others (a recipe) resets them to their defaults first
+            parent, _, leaf = path.rpartition(".")
+            cls, node = (_config_type(type(self), parent) if parent else type(self)), d
+            for p in parent.split(".") if parent else []: node = node.get(p) if isinstance(node, dict) else None
+            for f in getattr(cls, "RESETS", {}).get(leaf, ()) if isinstance(node, dict) else ():
+                node.pop(f, None)
+        for k, path, v in items:
             node, parts = d, path.split(".")
             for i, p in enumerate(parts[:-1]):
                 if not isinstance(node.get(p), dict): raise SbnbError(f"override '{k}': '{'.'.join(parts[:i+1])}' is not a nested config")

@@ -11,33 +11,57 @@ import numpy as np
 from .core import Config, SbnbError, read_table_lines, check_rows
 
 # %% auto #0
-__all__ = ['UpsampleConfig', 'trajectory_features', 'remaining_fraction', 'SourceReport', 'Selection', 'select',
-           'planted_trajectories', 'random_selection', 'small_sources_only']
+__all__ = ['RECIPES', 'AUTHORS_MIN', 'UpsampleConfig', 'trajectory_features', 'remaining_fraction', 'SourceReport', 'Selection',
+           'kmeans_labels', 'select', 'planted_trajectories', 'random_selection', 'small_sources_only']
 
 # %% ../nbs/02_select.ipynb #c005
+RECIPES: dict[str, dict] = {  # named selection recipes: the settings each one fixes
+    "authors": dict(features="ratio", rule="ratio", engine="faiss", small="mean-or-78", degenerate="authors"),
+    "authors-loss": dict(features="loss", rule="loss", engine="faiss", small="mean", degenerate="authors"),
+    "logfrac": dict(features="logfrac", rule="remaining", engine="sklearn", small="mean", degenerate="floor"),
+    "logabs-auc": dict(features="logabs", rule="auc", engine="sklearn", small="mean", degenerate="floor"),
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class UpsampleConfig(Config):
     "How slow-learned examples are found and how often they are repeated."
+    recipe: Literal["custom", "authors", "authors-loss", "logfrac", "logabs-auc"] = "custom"  # a named recipe fixes the five below
     factor: int = 2                   # each selected example appears `factor` times in total
     features: Literal["logfrac", "ratio", "loss", "slope", "auc", "logabs"] = "logfrac"  # what k-means clusters on
-    first: int | None = None          # use the first T checkpoints (None: all of them)
+    first: int | None = None          # use T checkpoints (None: every one from `skip` on)
+    skip: int = 0                     # leading checkpoints left out (1: step 0, which the authors' proxies never saved)
     k: int = 2                        # k-means clusters per large source
-    seed: int = 0                     # k-means random_state (and the seed of augmentations)
-    n_init: int = 10                  # k-means restarts (fixed, so results do not depend on sklearn's default)
-    rule: Literal["remaining", "ratio", "auc"] = "remaining"  # how the slowest cluster is chosen (see above)
-    floor: float = 1e-3               # smallest loss / loss fraction used in features, so near-zero losses cannot explode them
+    seed: int = 0                     # k-means random_state, sklearn engine (and the seed of augmentations)
+    n_init: int = 10                  # k-means restarts, sklearn engine (fixed, so results do not depend on sklearn's default)
+    rule: Literal["remaining", "ratio", "auc", "loss"] = "remaining"  # how the slowest cluster is chosen (see above)
+    floor: float = 1e-3               # degenerate=floor: smallest loss / loss fraction used in features
+    engine: Literal["sklearn", "faiss"] = "sklearn"  # k-means: scikit-learn (k-means++, n_init starts) or faiss (the authors')
+    small: Literal["mean", "mean-or-78"] = "mean"    # a source kept whole: below the mean source size (or also below 78)
+    degenerate: Literal["floor", "authors"] = "floor"  # floor: denominators floored, NaN refused; authors: NaN -> 0, NaN/inf ratios -> 1
     mode: Literal["materialize", "weights", "augment"] = "materialize"
+
+    RESETS = {"recipe": tuple(RECIPES["authors"])}  # choosing a recipe resets the settings the previous one fixed
+
+    def __post_init__(self):
+        for k, v in RECIPES.get(self.recipe, {}).items():  # a named recipe fills its settings; a contradiction is an error
+            cur, default = getattr(self, k), type(self).__dataclass_fields__[k].default
+            if cur not in (default, v):
+                raise SbnbError(f"recipe {self.recipe!r} sets {k}={v!r}, but {k}={cur!r} was given; use recipe=custom to choose {k}")
+            object.__setattr__(self, k, v)
+        super().__post_init__()
 
     def validate(self) -> None:
         if self.factor < 1: raise SbnbError(f"factor must be at least 1, got {self.factor}")
         if self.k < 2: raise SbnbError(f"k must be at least 2, got {self.k}")
         if self.first is not None and self.first < 2: raise SbnbError(f"first must be at least 2 checkpoints, got {self.first}")
+        if self.skip < 0: raise SbnbError(f"skip must be >= 0, got {self.skip}")
         if self.n_init < 1: raise SbnbError(f"n_init must be at least 1, got {self.n_init}")
         if not self.floor > 0: raise SbnbError(f"floor must be positive, got {self.floor}")
 
 # %% ../nbs/02_select.ipynb #c008
 def _losses_matrix(trajectories: Sequence[dict], where: str = "trajectories",
-                   lines: Sequence[int] | None = None) -> tuple[list[str], list[str], np.ndarray]:
+                   lines: Sequence[int] | None = None, allow_nan: bool = False) -> tuple[list[str], list[str], np.ndarray]:
     "Validate trajectory rows; return ids, sources and the (N, C) loss matrix."
     if len(trajectories) == 0: raise SbnbError(f"{where}: no rows")
     lines = list(lines) if lines is not None else list(range(1, len(trajectories) + 1))
@@ -48,7 +72,8 @@ def _losses_matrix(trajectories: Sequence[dict], where: str = "trajectories",
         at = f"{where}:{line} (id {r['id']!r})"
         try: losses = [float(x) for x in r["losses"]]
         except (TypeError, ValueError): raise SbnbError(f"{at}: losses must be a list of numbers")
-        if not all(math.isfinite(x) for x in losses): raise SbnbError(f"{at}: NaN or infinite loss in {losses}")
+        if not allow_nan and not all(math.isfinite(x) for x in losses):
+            raise SbnbError(f"{at}: NaN or infinite loss in {losses} (recipe=authors reads them as the authors did)")
         if n_ckpt is None: n_ckpt = len(losses)
         elif len(losses) != n_ckpt: raise SbnbError(f"{at}: {len(losses)} checkpoints, but the first row has {n_ckpt}")
         ids.append(r["id"])
@@ -58,9 +83,15 @@ def _losses_matrix(trajectories: Sequence[dict], where: str = "trajectories",
     return ids, sources, np.asarray(mat, dtype=np.float64)
 
 # %% ../nbs/02_select.ipynb #c011
-def trajectory_features(losses: np.ndarray, kind: str = "logfrac", floor: float = 1e-3) -> np.ndarray:
-    "Features (N, F) of loss trajectories `losses` (N, T) for k-means: 'loss', 'ratio', 'slope' or 'logfrac'."
+def trajectory_features(losses: np.ndarray, kind: str = "logfrac", floor: float = 1e-3, degenerate: str = "floor") -> np.ndarray:
+    """Features (N, F) of loss trajectories `losses` (N, T) for k-means (see the table above). `degenerate="authors"`: NaN
+    losses count as 0 and the ratio is plain division with NaN and infinite ratios set to 1, as the authors' code does."""
     L = np.asarray(losses, dtype=np.float64)  # (N, T)
+    if degenerate == "authors":
+        L = np.where(np.isnan(L), 0.0, L)
+        if kind == "ratio":
+            with np.errstate(divide="ignore", invalid="ignore"): R = L[:, 1:] / L[:, :-1]
+            return np.where(np.isfinite(R), R, 1.0)
     if kind == "loss": return L.copy()
     if kind == "ratio": return L[:, 1:] / np.maximum(L[:, :-1], floor)
     if kind == "slope":
@@ -137,54 +168,86 @@ class Selection:
         return "\n".join(lines)
 
 # %% ../nbs/02_select.ipynb #c017
-def _cluster_source(X: np.ndarray, L: np.ndarray, Lall: np.ndarray, cfg: UpsampleConfig) -> dict:
-    "k-means on one source's features; returns labels, sizes, scores and the chosen cluster."
+def kmeans_labels(X: np.ndarray, cfg: UpsampleConfig) -> np.ndarray:
+    """Cluster labels of the rows of `X` by k-means with `cfg.k` clusters. `engine="sklearn"`: k-means++ with `n_init`
+    starts on every point, `random_state=seed`. `engine="faiss"`: the authors' `faiss.Kmeans(d, k, niter=20)` with faiss's
+    defaults (one start, float32, its seed 1234, centroids fitted on a subsample of 256 points per centroid when the
+    source is larger), each row then assigned to its nearest centroid; one thread, so that a rerun gives the same labels."""
+    if cfg.engine == "faiss":
+        import faiss
+        x = np.ascontiguousarray(X, dtype=np.float32)
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        try:
+            km = faiss.Kmeans(x.shape[1], cfg.k, niter=20)
+            km.train(x)
+            return km.index.search(x, 1)[1].ravel().astype(int)
+        finally:
+            faiss.omp_set_num_threads(threads)
     from sklearn.cluster import KMeans
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ConvergenceWarning when there are fewer distinct points than k
-        labels = KMeans(n_clusters=cfg.k, n_init=cfg.n_init, random_state=cfg.seed).fit_predict(X)
+        return KMeans(n_clusters=cfg.k, n_init=cfg.n_init, random_state=cfg.seed).fit_predict(X)
+
+
+def _cluster_source(X: np.ndarray, L: np.ndarray, Lall: np.ndarray, cfg: UpsampleConfig) -> dict:
+    "k-means on one source's features; returns labels, sizes, scores and the chosen cluster."
+    labels = kmeans_labels(X, cfg)
     sizes = [int((labels == c).sum()) for c in range(cfg.k)]
-    frac, ratio = remaining_fraction(L, cfg.floor), trajectory_features(L, "ratio", cfg.floor).mean(1)
+    frac, ratio = remaining_fraction(L, cfg.floor), trajectory_features(L, "ratio", cfg.floor, cfg.degenerate).mean(1)
     nan = float("nan")
-    auc = L[:, 1:].mean(1)
-    scores = {"remaining": [float(frac[labels == c].mean()) if sizes[c] else nan for c in range(cfg.k)],
-              "ratio": [float(ratio[labels == c].mean()) if sizes[c] else nan for c in range(cfg.k)],
-              "auc": [float(auc[labels == c].mean()) if sizes[c] else nan for c in range(cfg.k)]}
+    auc, loss = L[:, 1:].mean(1), trajectory_features(L, "loss", cfg.floor, cfg.degenerate).mean(1)
+    score = lambda v: [float(v[labels == c].mean()) if sizes[c] else nan for c in range(cfg.k)]
+    scores = {"remaining": score(frac), "ratio": score(ratio), "auc": score(auc), "loss": score(loss)}
     pick = lambda s: int(np.nanargmax(s))  # first cluster on ties; empty clusters (NaN) never win
     means = [Lall[labels == c].mean(0).tolist() if sizes[c] else [] for c in range(cfg.k)]
     return dict(labels=labels, sizes=sizes, scores=scores, chosen=pick(scores[cfg.rule]),
                 authors=pick(scores["ratio"]), means=means)
 
+
+AUTHORS_MIN = 78  # the authors' second small-source rule: 2 x 39 points, faiss's minimum per centroid for k = 2
+
+
 def select(trajectories: Sequence[dict] | str | Path, config: UpsampleConfig | None = None) -> Selection:
     "Per source: small sources whole, else the k-means cluster whose loss fell slowest; mapped by `id`."
     cfg = config or UpsampleConfig()
+    nan_ok = cfg.degenerate == "authors"
     if isinstance(trajectories, (str, Path)):
         pairs = read_table_lines(trajectories)
-        ids, sources, Lall = _losses_matrix([r for _, r in pairs], str(trajectories), [i for i, _ in pairs])  # (N, C)
-    else: ids, sources, Lall = _losses_matrix(trajectories)  # (N, C)
-    T = Lall.shape[1] if cfg.first is None else cfg.first
-    if T > Lall.shape[1]: raise SbnbError(f"first={T} but the trajectories have only {Lall.shape[1]} checkpoints (id {ids[0]})")
+        ids, sources, Lall = _losses_matrix([r for _, r in pairs], str(trajectories), [i for i, _ in pairs], nan_ok)  # (N, C)
+    else: ids, sources, Lall = _losses_matrix(trajectories, allow_nan=nan_ok)  # (N, C)
+    C, s0 = Lall.shape[1], cfg.skip
+    T = C - s0 if cfg.first is None else cfg.first
+    if s0 + T > C:
+        raise SbnbError(f"first={T} but the trajectories have only {C} checkpoints" + (f", {C - s0} after skip={s0}" if s0 else "")
+                        + f" (id {ids[0]})")
+    if T < 2: raise SbnbError(f"skip={s0} leaves {T} checkpoint(s) of {C}; at least 2 are needed to see a loss fall")
     groups: dict[str, list[int]] = {}
     for j, s in enumerate(sources): groups.setdefault(s, []).append(j)
     mean_size = len(ids) / len(groups)
     reports, selected = {}, set()
     for src, rows in groups.items():
         rows = np.asarray(rows)
-        sids, L, La = [ids[j] for j in rows], Lall[rows, :T], Lall[rows]
+        La = np.nan_to_num(Lall[rows], nan=0.0) if nan_ok else Lall[rows]
+        sids, L = [ids[j] for j in rows], Lall[rows, s0:s0 + T]
         base = dict(source=src, size=len(rows), ids=sids, mean_losses=La.mean(0).tolist())
-        if len(rows) < mean_size:
-            rep = SourceReport(**base, small=True, selected=sids,
-                               reason=f"small source ({len(rows)} < mean source size {mean_size:.1f}): selected whole")
+        below_78 = cfg.small == "mean-or-78" and len(rows) < AUTHORS_MIN
+        if len(rows) < mean_size or below_78:
+            why = (f"{len(rows)} < mean source size {mean_size:.1f}" if len(rows) < mean_size else
+                   f"{len(rows)} < {AUTHORS_MIN}, the authors' minimum for k-means (2 x 39 points)")
+            rep = SourceReport(**base, small=True, selected=sids, reason=f"small source ({why}): selected whole")
         else:
             if len(rows) < cfg.k: raise SbnbError(f"source '{src}' (first id {sids[0]}) has {len(rows)} examples, fewer than k={cfg.k}")
-            c = _cluster_source(trajectory_features(L, cfg.features, cfg.floor), L, La, cfg)
+            c = _cluster_source(trajectory_features(L, cfg.features, cfg.floor, cfg.degenerate), L, La, cfg)
             ch = c["chosen"]
             sel = [i for i, lab in zip(sids, c["labels"]) if lab == ch]
             what = {"remaining": f"higher mean fraction of initial loss remaining at checkpoint {T - 1}",
-                    "ratio": "highest mean ratio of consecutive losses", "auc": "higher mean loss after the start"}[cfg.rule]
+                    "ratio": "highest mean ratio of consecutive losses", "auc": "higher mean loss after the start",
+                    "loss": "higher mean loss"}[cfg.rule]
             sc = ", ".join(f"{x:.3g}" for x in c["scores"][cfg.rule])
-            reason = (f"k-means on {cfg.features}[:{T}]: cluster {ch} ({c['sizes'][ch]} of {len(rows)}) has the {what} "
+            cols = f"[{s0}:{s0 + T}]" if s0 else f"[:{T}]"
+            reason = (f"k-means ({cfg.engine}) on {cfg.features}{cols}: cluster {ch} ({c['sizes'][ch]} of {len(rows)}) has the {what} "
                       f"({cfg.rule} scores {sc}); authors' rule picks cluster {c['authors']}"
                       + (" (same)" if c["authors"] == ch else " (different)"))
             if sum(s > 0 for s in c["sizes"]) < 2: reason += "; k-means found a single cluster"

@@ -214,8 +214,8 @@ def write_report(selection: Selection, out_dir: str | Path, stats: dict | None =
 
 # %% ../nbs/24_upsample.ipynb #c025
 def _upsample_cmd(args) -> int:
-    cfg = UpsampleConfig(factor=args.factor, features=args.features, first=args.first, k=args.k, seed=args.seed,
-                         rule=args.rule, mode=args.mode)
+    cfg = UpsampleConfig(recipe=args.recipe, factor=args.factor, features=args.features, first=args.first, skip=args.skip,
+                         k=args.k, seed=args.seed, rule=args.rule, mode=args.mode)
     out = Path(args.out)
     if cfg.mode == "weights" and out.suffix != ".json": raise SbnbError(f"--out {out}: --mode weights writes a .json weights file")
     if cfg.mode != "weights" and out.suffix not in (".jsonl", ".parquet"):
@@ -246,7 +246,9 @@ def _upsample_cmd(args) -> int:
 
 _EXAMPLES = """examples:
   sbnb upsample --data train.jsonl --trajectories traj.jsonl --out train.up.jsonl --report up_report/
-  sbnb upsample --data train.jsonl --trajectories traj.jsonl --out weights.json --mode weights   # for sbnb train --weights"""
+  sbnb upsample --data train.jsonl --trajectories traj.jsonl --out weights.json --mode weights   # for sbnb train --weights
+  sbnb upsample --recipe authors --first 6 --data train.jsonl --trajectories traj.jsonl --out w.json --mode weights
+                                   # the authors' recipe on the first 6 checkpoints (add --skip 1 when step 0 is recorded)"""
 
 def add_cli(sub, common) -> None:
     "Subcommands of this module: `sbnb upsample`."
@@ -260,11 +262,17 @@ def add_cli(sub, common) -> None:
     p.add_argument("--trajectories", required=True, help="trajectories {id, source, losses} from `sbnb profile`")
     p.add_argument("--out", required=True, help="output table (.jsonl or .parquet), or a .json weights file with "
                    "--mode weights; also writes <out>.meta.json and the run record run.json beside it")
+    p.add_argument("--recipe", choices=_choices(UpsampleConfig, "recipe"), default=d.recipe,
+                   help="a named selection recipe: authors (the paper's code: ratios of consecutive losses, sources under the mean "
+                        "size or 78 kept whole, faiss k-means, the highest mean ratio), authors-loss (their raw-loss variant), "
+                        "logfrac or logabs-auc (sbnb's, see 02_select); custom: --features and --rule decide")
     p.add_argument("--factor", type=int, default=d.factor, help="times each selected example appears in total")
     p.add_argument("--features", choices=_choices(UpsampleConfig, "features"), default=d.features,
                    help="k-means features: log fraction of initial loss left, consecutive-loss ratios (authors'), raw losses, slope, "
                         "mean loss after the start (auc), log of the losses (logabs)")
     p.add_argument("--first", type=int, default=d.first, help="use only the first T checkpoints (default: all of them)")
+    p.add_argument("--skip", type=int, default=d.skip, help="leave out the first checkpoints (1: step 0, which the authors' "
+                   "proxies never saved)")
     p.add_argument("--k", type=int, default=d.k, help="k-means clusters per large source")
     p.add_argument("--rule", choices=_choices(UpsampleConfig, "rule"), default=d.rule,
                    help="slowest cluster: higher mean fraction of initial loss remaining, the authors' highest mean ratio, or "

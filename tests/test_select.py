@@ -5,6 +5,7 @@ import json, math, random
 import numpy as np
 import pytest
 from sbnb.select import (
+    planted_trajectories,
     UpsampleConfig,
     Selection,
     select,
@@ -104,3 +105,70 @@ def test_controls(planted):
     only = small_sources_only(sel)
     assert set(only.ids) == {r["id"] for r in traj if r["source"] in ("tiny", "mini")}
     assert Selection.from_dict(json.loads(json.dumps(sel.to_dict()))).ids == sel.ids
+
+
+def _authors_reference(rows, first):
+    """An independent implementation of the authors' relative recipe (their S2LRelativeUpsample with the index defect
+    fixed): {id: appearances}. Sources in ascending size; a source below the mean size or below 78 whole; else faiss
+    k-means (k=2, 20 iterations, faiss's defaults) on the ratios of consecutive losses of the first `first` checkpoints
+    (NaN losses 0, NaN/inf ratios 1) and the cluster with the highest mean ratio twice."""
+    import faiss
+
+    by = {}
+    for r in rows:
+        by.setdefault(r["source"], []).append(r)
+    mean = len(rows) / len(by)
+    out = {}
+    for src in sorted(by, key=lambda s: len(by[s])):
+        group = by[src]
+        if len(group) < mean or len(group) < 78:
+            out.update({r["id"]: 2 for r in group})
+            continue
+        loss = np.nan_to_num(np.array([r["losses"][:first] for r in group], dtype=np.float64), nan=0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = loss[:, 1:] / loss[:, :-1]
+        ratio[np.isnan(ratio) | np.isinf(ratio)] = 1.0
+        faiss.omp_set_num_threads(1)
+        km = faiss.Kmeans(ratio.shape[1], 2, niter=20)
+        km.train(ratio.astype(np.float32))
+        labels = km.index.search(ratio.astype(np.float32), 1)[1][:, 0]
+        slow = int(np.argmax([ratio[labels == c].mean() if (labels == c).any() else -np.inf for c in (0, 1)]))
+        out.update({r["id"]: 2 if lab == slow else 1 for r, lab in zip(group, labels)})
+    return out
+
+
+def test_sbnb_upsample_recipe_authors_picks_what_the_authors_recipe_picks(tmp_path):
+    "`sbnb upsample --recipe authors --first 6 --mode weights`: a source over 512 examples, one of 76 under a mean of 73."
+    from sbnb.cli import main
+    from sbnb.core import write_jsonl
+
+    sizes = {"big": 700, "mid": 200, "s76": 76, **{f"t{i}": 10 for i in range(12)}}
+    rows, _ = planted_trajectories(sizes, n_ckpt=8, noise=0.2, seed=4)
+    assert len(rows) / len(sizes) < 76 <= 700 and 700 > 512
+    rows[3]["losses"][2] = float("nan")  # a degenerate loss, read as the authors read it
+    write_jsonl(tmp_path / "traj.jsonl", rows)
+    write_jsonl(
+        tmp_path / "data.jsonl",
+        [{"id": r["id"], "source": r["source"], "instruction": "q", "output": "a"} for r in rows],
+    )
+    argv = [
+        "upsample",
+        "--recipe",
+        "authors",
+        "--first",
+        "6",
+        "--mode",
+        "weights",
+        "--data",
+        str(tmp_path / "data.jsonl"),
+        "--trajectories",
+        str(tmp_path / "traj.jsonl"),
+        "--out",
+        str(tmp_path / "w.json"),
+    ]
+    assert main(argv) == 0
+    w = json.loads((tmp_path / "w.json").read_text())
+    got = dict(zip(w["ids"], w["counts"]))
+    want = _authors_reference(rows, 6)
+    assert got == want
+    assert sum(c == 2 for c in want.values()) > 76 + 120  # the small sources, the 76 and picks of the large ones
