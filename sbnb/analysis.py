@@ -93,7 +93,8 @@ COMPARISONS = [  # (a, b, budget): the comparisons the experiment exists for
     ("adamw+up-self", "adamw", "steps"), ("adamw+aug", "adamw", "steps"), ("muon+up", "muon", "steps"),
     ("adamw+up", "adamw", "epochs"), ("adamw+up-sched", "adamw", "steps"), ("adamw+up-iw", "adamw", "steps"),
     ("adamw+up", "adamw+oracle", "steps"), ("sam", "adamw", "steps"), ("adamw+random", "adamw", "steps"),
-    ("adamw+small", "adamw", "steps"), ("adamw+random", "adamw", "epochs")]
+    ("adamw+small", "adamw", "steps"), ("adamw+random", "adamw", "epochs"), ("adamw+up-logabs", "adamw", "steps"),
+    ("adamw+up", "adamw+up-logabs", "steps")]
 
 def comparison_list(results: Sequence[dict]) -> list[tuple[str, str, str]]:
     "`COMPARISONS`, then every other arm in `results` against its baseline at equal steps (an arm added to `ARMS` is judged too)."

@@ -37,6 +37,7 @@ class Arm:
     optimizer: str      # sbnb.optim name: adamw, muon, sam
     baseline: str       # the arm paired differences are taken against
     doc: str = ""
+    recipe: str | None = None  # the selection recipe this arm trains on (None: the experiment's `upsample`)
     treatment: ClassVar[str] = "original"  # what runs.jsonl records as the run's `data`
     uses_selection: ClassVar[bool] = False  # trains on the proxies' selection (so the proxies must run)
     materializes: ClassVar[bool] = False    # writes new rows (not repeat counts) that the run reads from a file
@@ -195,6 +196,8 @@ class SelfUpsample(Arm):
 ARMS: dict[str, Arm] = {a.name: a for a in [
     Arm("adamw", "adamw", "adamw", "AdamW on the original distribution (the baseline)"),
     Upsample("adamw+up", "adamw", "adamw", "AdamW, the slow cluster of each source x factor (the paper's method)"),
+    Upsample("adamw+up-logabs", "adamw", "adamw", "beyond the paper: the same, selected by sbnb's logabs-auc recipe "
+                                                   "(log losses, the higher mean loss after the start)", recipe="logabs-auc"),
     RandomPicks("adamw+random", "adamw", "adamw", "control: as many random picks per source as the selection, drawn per seed"),
     Oracle("adamw+oracle", "adamw", "adamw", "control: the method's extra appearances per source, on items labelled hard "
                                              "(count-matched, drawn per seed)"),
@@ -210,7 +213,7 @@ ARMS: dict[str, Arm] = {a.name: a for a in [
 BUDGETS = ("steps", "epochs")
 EPOCH_ARMS = ("adamw+up",)  # the arms also run at equal epochs (against AdamW trained as long)
 DECIDING_ARMS = ("adamw", "adamw+up", "adamw+random", "adamw+oracle")  # the method, its random and count-matched oracle controls
-FULL_ARMS = DECIDING_ARMS + ("adamw+aug", "adamw+up-self", "adamw+up-sched", "muon", "muon+up", "sam")
+FULL_ARMS = DECIDING_ARMS + ("adamw+up-logabs", "adamw+aug", "adamw+up-self", "adamw+up-sched", "muon", "muon+up", "sam")
 PAPER_ARMS = ("adamw", "adamw+up", "adamw+random", "muon", "muon+up", "sam")  # the paper's, with the random control
 
 

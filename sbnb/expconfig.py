@@ -72,7 +72,7 @@ class ExperimentConfig(Config):
     train: TrainConfig = TRAIN        # the targets' training (model, B, batch, rates, LoRA, ...); the proxies' too, with AdamW
     dataset: DatasetConfig = DatasetConfig()
     proxy: ProxyConfig = ProxyConfig()
-    upsample: UpsampleConfig = UpsampleConfig(features="logabs", rule="auc")  # the selection recipe (absolute losses: chosen by measurement, 81_results)
+    upsample: UpsampleConfig = UpsampleConfig(recipe="authors", first=6, skip=1)  # the paper's recipe on the proxies' first 6 saved points
     tiny: TinyLMConfig = TinyLMConfig()  # train.model=tiny-char with init=random: its shape
     arms: tuple[str, ...] = DECIDING_ARMS  # the arms that decide the question; --preset full adds the rest
     budgets: tuple[str, ...] = ("steps",)  # and "epochs": the upsampled arm at equal epochs beside AdamW as long (full)
@@ -145,32 +145,34 @@ class ExperimentConfig(Config):
         "full": dict(preset="full", arms=FULL_ARMS, budgets=BUDGETS, seeds=4),  # about 3.5x the default's work per seed
         "smoke": dict(preset="smoke", balanced=dict(n_train=96, n_test=32, n_ood=32, n_pretrain=8), seeds=2, steps=24, pilot_steps=24,
                       batch_size=16, evals=3, eval_per_source=32, probe_per_group=8, proxy_seeds=2, proxy_epochs=1.0, proxy_records=3,
-                      workers=2, lr=1e-3, arms=tuple(a for a in ARMS if a not in ("adamw+small",)), budgets=BUDGETS),
+                      workers=2, lr=1e-3, arms=tuple(a for a in ARMS if a not in ("adamw+small",)), budgets=BUDGETS,
+                      upsample=dict(recipe="authors", skip=1)),  # its proxies save 3 points: every one after step 0
         "llm-smoke": dict(preset="llm-smoke", model="smollm2-135m", data="llm", max_length=400, gsm8k_train=8,
                           balanced=dict(n_train=8, n_test=4, n_ood=4, form="full"), benchmarks=PAPER_BENCHMARKS,
                           benchmark_limit=8, seeds=1, steps=3, batch_size=2, lr=2e-5, evals=1, eval_per_source=1,
                           eval_mode="generate", max_new_tokens=16, eval_batch_size=16, probe_per_group=2, proxy_seeds=1,
-                          proxy_epochs=0.1, self_epochs=0.2, proxy_records=1, workers=2,
+                          proxy_epochs=0.1, self_epochs=0.2, proxy_records=1, workers=2, upsample=dict(recipe="authors"),
                           arms=tuple(a for a in ARMS if a not in ("adamw+small",)), budgets=BUDGETS),
         "llm-gpu": dict(preset="llm-gpu", model="smollm2-135m", data="llm", max_length=400, gsm8k_train=800,
                         balanced=dict(n_train=400, n_test=50, n_ood=50, form="full"), benchmarks=PAPER_BENCHMARKS,
                         benchmark_limit=50, seeds=3, steps=0, epochs=1.5, batch_size=32, lr=2e-5, evals=2, eval_per_source=50,
                         eval_mode="generate", max_new_tokens=96, eval_batch_size=128, probe_per_group=8, proxy_seeds=1,
                         proxy_epochs=1.0, proxy_records=4, workers=1, bf16=True, arms=("adamw", "adamw+up", "adamw+random"),
+                        upsample=dict(recipe="authors", skip=1),
                         budgets=("steps", "epochs")),
         "llm-cpu": dict(preset="llm-cpu", model="smollm2-135m", prompt_style="chatml", data="balanced", max_length=64,
                         balanced=dict(n_train=250, n_test=200, n_ood=100, n_pretrain=0, form="full", widths=(2,), ood_widths=(3,)),
                         lora=True, batch_size=8, steps=100, lr=1e-3, muon_lr=None, seeds=4, workers=2, evals=2, eval_per_source=200,
                         eval_batch_size=32, max_new_tokens=32, probe_per_group=16, proxy_seeds=1, proxy_epochs=1.0, proxy_records=3,
                         step0_generate=True, pilot_steps=100, pilot_doublings=0, pilot_lrs=(3e-4, 1e-3, 3e-3), curve_per_source=50,
-                        floor_check=200),
+                        floor_check=200, upsample=dict(recipe="logabs-auc")),  # as results/llm-cpu was made
         "paper": dict(preset="paper", data="mathinstruct", model="qwen3-0.6b-base", models=PAPER_MODELS, proxy_model="pythia-70m",
                       prompt_style="alpaca", max_length=512, truncate=True, val_fraction=0.05, val_seed=42,
                       benchmarks=PAPER_BENCHMARKS, benchmark_limit=0, arms=PAPER_ARMS, budgets=BUDGETS, seeds=3, workers=1,
                       batch_size=32, steps=0, epochs=3.0, lr=2e-5, muon_lr=None, sam_rho=0.05, warmup_ratio=0.03, weight_decay=0.0,
                       scheduler="cosine", max_grad_norm=1.0, bf16=None, evals=1, eval_per_source=50, eval_mode="generate",
                       max_new_tokens=512, eval_batch_size=64, proxy_seeds=1, proxy_epochs=1.0, proxy_record_every=500,
-                      upsample=dict(features="ratio", rule="ratio", factor=2, k=2, first=None), mean_tokens=300),
+                      upsample=dict(recipe="authors", first=6, skip=1, factor=2), mean_tokens=300),
         "legacy": dict(preset="legacy", model="tiny-char", init="random", data="corpus", seeds=5, epochs=6.0, steps=0, lr=1e-3,
                        muon_lr=None, eval_mode="teacher_forcing", eval_per_source=80, proxy_epochs=2.0, proxy_records=12,
                        upsample=dict(features="logfrac", rule="remaining"),

@@ -365,6 +365,10 @@ def _select(cfg: ExperimentConfig, inputs: RunInputs, data: dict, tok, work: Pat
           for r in reps for p in range(cfg.proxy.seeds)]
     paths = run_jobs(run_proxy, pj, cfg.workers, "proxies")
     rows = data["train"]
+    from sbnb.select import UpsampleConfig
+    alt = {ARMS[a].recipe: UpsampleConfig(recipe=ARMS[a].recipe, factor=cfg.upsample.factor, seed=cfg.upsample.seed)
+           for a in cfg.arms if ARMS[a].recipe}  # arms that select by another recipe, from the same proxies
+    sels_by = {k: {} for k in alt}
     ans = {str(r["id"]): len(tok(r["output"], add_special_tokens=False)["input_ids"]) for r in rows}
     sels, diag, proxies = {}, [], []
     for r in reps:
@@ -372,11 +376,13 @@ def _select(cfg: ExperimentConfig, inputs: RunInputs, data: dict, tok, work: Pat
         trajs = [read_jsonl(p) for _, p in mine]
         t0 = time.perf_counter()
         per_proxy = [select(t, cfg.upsample) for t in trajs]
-        sels[r] = select(mean_trajectories(trajs), cfg.upsample)
+        mean = mean_trajectories(trajs)
+        sels[r] = select(mean, cfg.upsample)
         t_sel = time.perf_counter() - t0
+        for k, c in alt.items(): sels_by[k][r] = select(mean, c)
         diag += [dict(d, replicate=r) for d in selection_diagnostics(sels[r], per_proxy, rows, ans)]
         proxies += [dict(proxy_cost(j, p, len(rows)), replicate=r, selection_seconds=round(t_sel / len(mine), 3)) for j, p in mine]
-    return sels, replicate_jaccard(diag, sels), proxies
+    return sels, replicate_jaccard(diag, sels), proxies, sels_by
 
 
 def _epoch_size(arm: str, rows, sel, seed: int, augment) -> int:
@@ -385,14 +391,15 @@ def _epoch_size(arm: str, rows, sel, seed: int, augment) -> int:
     return int(sum(c)) if c is not None else len(r)
 
 
-def target_jobs(cfg: ExperimentConfig, inputs: RunInputs, data: dict, sels: dict, work: Path) -> list[TargetJob]:
-    "Step 4: every arm, budget and seed, with its data (checked for leaks), longest first."
+def target_jobs(cfg: ExperimentConfig, inputs: RunInputs, data: dict, sels: dict, work: Path, sels_by: dict | None = None) -> list[TargetJob]:
+    "Step 4: every arm, budget and seed, with its data (checked for leaks), longest first; `sels_by`: recipe -> selections of the arms with their own."
     train_rows, B, n, main = data["train"], inputs.base_steps, inputs.n_original, is_main_process()
     probe_ids = {str(r["id"]) for r in read_jsonl(inputs.probe)}
     jobs = []
     for a, b in run_names(cfg.arms, cfg.budgets):
         for s in range(cfg.seeds):
-            arm, sel = ARMS[a], sels.get(s if cfg.replicates == "pipeline" else 0)
+            arm = ARMS[a]
+            sel = (sels_by[arm.recipe] if arm.recipe else sels).get(s if cfg.replicates == "pipeline" else 0)
             rows, counts = arm.training_data(train_rows, sel, seed=s, augment=data["augment"])
             check_no_leak(rows, data["held_out"], f"{a} (seed {s})")
             f = data["dir"]/"train.jsonl"
@@ -443,15 +450,16 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path = "runs", name: str | 
             inputs = dataclasses.replace(inputs, base_eval=str(work/"base_eval.json"))
             step0 = step0_summary(read_json(work/"base_eval.json"), read_jsonl(work/"eval.jsonl"))
             if main: write_json(root/"step0.json", step0)
-        sels, diag, proxies = {}, [], []
+        sels, diag, proxies, sels_by = {}, [], [], {}
         if any(ARMS[a].uses_selection for a in cfg.arms):  # 1-3. proxies, trajectories, selection: once per replicate (or once for all)
-            sels, diag, proxies = _select(cfg, inputs, data, tok, work, proxy_dir)
+            sels, diag, proxies, sels_by = _select(cfg, inputs, data, tok, work, proxy_dir)
             if main:
                 write_json(root/"selection.json", sels[0].to_dict())
                 write_json(root/"selections.json", {str(r): s.to_dict() for r, s in sels.items()})
                 write_json(root/"selection_diagnostics.json", diag)
                 write_jsonl(root/"proxies.jsonl", proxies)
-        jobs = target_jobs(cfg, inputs, data, sels, work)
+                for k, by in sels_by.items(): write_json(root/f"selections-{k}.json", {str(r): s.to_dict() for r, s in by.items()})
+        jobs = target_jobs(cfg, inputs, data, sels, work, sels_by)
         wait_for_everyone()  # the augmented data rank 0 wrote
         kept = [j for j in jobs if (Path(j.out)/"result.json").exists()]
         todo = [j for j in jobs if j not in kept]

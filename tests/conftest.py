@@ -108,7 +108,7 @@ SMOKE_ARGV = [
     "smoke",
     "seeds=1",
     "arms=adamw,adamw+up,adamw+random,adamw+oracle,adamw+aug,adamw+small,"
-    "adamw+up-self,adamw+up-sched,adamw+up-iw,muon,muon+up,sam",
+    "adamw+up-self,adamw+up-sched,adamw+up-iw,adamw+up-logabs,muon,muon+up,sam",
 ]
 
 

@@ -197,6 +197,7 @@ def _paper_args(data, out, *more):
         "epochs=1",
         "proxy_epochs=1",
         "proxy_record_every=1",
+        "upsample.first=2",  # the authors' recipe on the proxy's first 2 saved points (it saves a few here)
         "benchmark_limit=1",
         "eval_per_source=1",
         "max_new_tokens=8",
