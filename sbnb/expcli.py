@@ -120,6 +120,7 @@ def add_cli(sub, common):
     p.add_argument("--gpu", default="h100", choices=list(GPUS), help="--plan: the GPU (its peak dense bf16 TFLOP/s and memory)")
     p.add_argument("--mfu", type=float, default=0.35, help="--plan: the assumed model FLOPs utilization of training")
     p.add_argument("--eval-mfu", type=float, default=0.05, help="--plan: the assumed utilization of generation (memory-bound)")
+    p.add_argument("--ranks", type=int, default=1, help="--plan: data-parallel GPUs per run (each repeats Muon's Newton-Schulz work)")
     p.add_argument("--set", action="append", default=None, metavar="KEY=VALUE", help="a config override (repeatable); the same as a "
                    "KEY=VALUE argument, e.g. --set data_path=mi.json")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. seeds=3 lr=3e-4 balanced.n_train=1000")
@@ -144,7 +145,7 @@ def _experiment_cmd(args) -> int:
         return 0
     if args.plan:
         check_outputs([args.out])
-        f = write_plan(cfg, args.out, gpu=args.gpu, mfu=args.mfu, eval_mfu=args.eval_mfu)
+        f = write_plan(cfg, args.out, gpu=args.gpu, mfu=args.mfu, eval_mfu=args.eval_mfu, ranks=args.ranks)
         print((Path(args.out)/"plan.md").read_text())
         print(f"wrote {f}")
         return 0

@@ -15,7 +15,8 @@ from .expdata import experiment_data
 from .experiment import proxy_seed
 
 # %% auto #0
-__all__ = ['GPUS', 'GPU_SOURCE', 'MEMORY_RULE', 'train_memory_gib', 'eval_memory_gib', 'plan', 'plan_markdown', 'write_plan']
+__all__ = ['GPUS', 'GPU_SOURCE', 'MEMORY_RULE', 'newton_schulz_flops', 'padded_tokens', 'train_memory_gib', 'eval_memory_gib',
+           'plan', 'plan_markdown', 'write_plan']
 
 # %% ../nbs/83_plan.ipynb #g004
 GPUS: dict[str, tuple[float, float]] = {  # name: (peak dense bf16 TFLOP/s, memory GiB): vendor datasheets, dense bf16 (no sparsity)
@@ -43,9 +44,30 @@ def _arch(model: str) -> dict | None:
     with torch.device("meta"): m = AutoModelForCausalLM.from_config(c)
     t = c.get_text_config() if hasattr(c, "get_text_config") else c
     heads = t.num_attention_heads
-    return dict(params=sum(p.numel() for p in m.parameters()), muon_params=sum(p.numel() for _, p in split_muon_params(m)[0]),
+    hidden = split_muon_params(m)[0]
+    return dict(params=sum(p.numel() for p in m.parameters()), muon_params=sum(p.numel() for _, p in hidden),
+                muon_shapes=[tuple(p.shape[:2]) for _, p in hidden],
                 layers=t.num_hidden_layers, hidden=t.hidden_size, heads=heads, kv_heads=getattr(t, "num_key_value_heads", None) or heads,
                 head_dim=getattr(t, "head_dim", None) or t.hidden_size // heads, vocab=t.vocab_size)
+
+def newton_schulz_flops(shapes: Sequence[tuple[int, int]], steps: int = 5) -> int:
+    """FLOPs of one Muon step's Newton-Schulz orthogonalization on every hidden matrix: per m x n matrix (a = min, b = max)
+    and iteration, A = X Xᵀ (2a²b), B = βA + γA² (2a³), X = αX + B X (2a²b): `steps` x (4a²b + 2a³). Every data-parallel rank
+    repeats it on the whole gradient."""
+    return int(sum(steps * (4 * min(m, n) ** 2 * max(m, n) + 2 * min(m, n) ** 3) for m, n in shapes))
+
+
+def padded_tokens(lengths: Sequence[int], batch: int, grouped: bool = False, window: int = 50, seed: int = 0) -> float:
+    """Mean tokens per example as the collator pads them (every micro-batch of `batch` examples to its longest), over one
+    shuffled epoch; `grouped`: examples sorted by length within windows of `window` batches first (the epoch's examples
+    unchanged), as `group_by_length` batches them."""
+    rng = np.random.default_rng(seed)
+    x = np.asarray(lengths)[rng.permutation(len(lengths))]
+    if grouped:
+        w = window * batch
+        x = np.concatenate([np.sort(x[i:i + w]) for i in range(0, len(x), w)])
+    return float(np.mean([x[i:i + batch].max() for i in range(0, len(x), batch) for _ in range(len(x[i:i + batch]))]))
+
 
 def train_memory_gib(arch: dict, optimizer: str, batch: int, seq: int, checkpointing: bool = True) -> float:
     "Estimated peak GiB of one training process (`MEMORY_RULE`)."
@@ -101,9 +123,10 @@ def _plan_rows(cfg: ExperimentConfig) -> tuple[list[dict] | None, dict]:
     return data["train"], {"source": f"generated ({cfg.dataset.kind})", "train": len(data["train"]), "test": len(data["test"]),
                            "sources": len({r["source"] for r in data["train"]})}
 
-def _mean_tokens(rows: Sequence[dict] | None, model: str, cfg: ExperimentConfig) -> tuple[float, str]:
-    "Mean tokens per training example (prompt + response + end token, at most max_length) of `model`, and how it was found."
-    if rows is None: return float(cfg.mean_tokens), "assumed: the config's mean_tokens"
+def _mean_tokens(rows: Sequence[dict] | None, model: str, cfg: ExperimentConfig) -> tuple[float, str, list[int] | None]:
+    """Mean tokens per training example (prompt + response + end token, at most max_length) of `model`, how it was found,
+    and the sampled lengths (None when assumed)."""
+    if rows is None: return float(cfg.mean_tokens), "assumed: the config's mean_tokens", None
     import random
     from sbnb.benchmarks import format_prompt
     sample = rows if len(rows) <= 2000 else random.Random(0).sample(list(rows), 2000)
@@ -112,20 +135,23 @@ def _mean_tokens(rows: Sequence[dict] | None, model: str, cfg: ExperimentConfig)
     tok = _local_tokenizer(model, cfg)
     if tok is not None:
         n = [min(cfg.train.max_length, len(tok(t)["input_ids"]) + 1) for t in texts]
-        return float(np.mean(n)), f"counted with {model}'s tokenizer on {len(sample)} rows"
+        return float(np.mean(n)), f"counted with {model}'s tokenizer on {len(sample)} rows", n
     n = [min(cfg.train.max_length, math.ceil(len(t) / 4)) for t in texts]
-    return float(np.mean(n)), f"characters / 4 on {len(sample)} rows ({model}'s tokenizer is not available offline)"
+    return float(np.mean(n)), f"characters / 4 on {len(sample)} rows ({model}'s tokenizer is not available offline)", n
 
 # %% ../nbs/83_plan.ipynb #g004c
 def plan(cfg: ExperimentConfig, gpu: str = "h100", mfu: float = 0.35, eval_mfu: float = 0.05, eval_prompt_tokens: int = 150,
-         upsampled_extra: float = 0.41) -> dict:
+         upsampled_extra: float = 0.41, ranks: int = 1) -> dict:
     """Every run of `cfg` (proxies, their loss recording, each target x arm x budget x seed, each run's evaluation) with
     its parameters, steps, tokens, FLOPs (6 x params x tokens to train, 2 x params x tokens forward), GPU-hours on `gpu`
-    at `mfu` (`eval_mfu` for generation, which is memory-bound) and per-GPU memory; offline, nothing trained or downloaded."""
+    at `mfu` (`eval_mfu` for generation, which is memory-bound) and per-GPU memory; offline, nothing trained or downloaded.
+    Training tokens are counted as the collator pads them (`padded_tokens`), and Muon's Newton-Schulz work per step is
+    added on each of `ranks` data-parallel ranks (`newton_schulz_flops`)."""
     from sbnb.models import MODELS, models_dir
     from sbnb.benchmarks import SOURCES
     if gpu not in GPUS: raise SbnbError(f"unknown gpu {gpu!r}{_suggest(gpu, GPUS)}; valid: {', '.join(GPUS)}")
     if not (0 < mfu <= 1 and 0 < eval_mfu <= 1): raise SbnbError(f"mfu and eval_mfu must be in (0, 1], got {mfu} and {eval_mfu}")
+    if ranks < 1: raise SbnbError(f"ranks must be at least 1, got {ranks}")
     peak, mem = GPUS[gpu]
     targets = list(cfg.models) or [cfg.train.model]
     rows, data = _plan_rows(cfg)
@@ -136,41 +162,45 @@ def plan(cfg: ExperimentConfig, gpu: str = "h100", mfu: float = 0.35, eval_mfu: 
     def model_info(m, role):
         if m not in models:
             spec, a = MODELS.get(m), _arch(m)
-            tokens_of[m] = _mean_tokens(rows, m, cfg)
+            mt_, how, lens = _mean_tokens(rows, m, cfg)
+            tokens_of[m] = (mt_, how, padded_tokens(lens, mb) if lens else mt_)
             models[m] = {"name": m, "roles": [], "hub_id": spec.hub_id if spec else None, "params": a["params"] if a else None,
                          "config": str(models_dir()/spec.config/"config.json") if spec else (m if a else None),
                          "config_shipped": bool(spec and (models_dir()/spec.config/"config.json").is_file()),
                          "weights_cached": _weights_cached(spec.hub_id) if spec and spec.hub_id else None,
-                         "mean_tokens": round(tokens_of[m][0], 1), "tokens_from": tokens_of[m][1]}
+                         "mean_tokens": round(tokens_of[m][0], 1), "padded_tokens": round(tokens_of[m][2], 1),
+                         "tokens_from": tokens_of[m][1], "newton_schulz_flops_per_step": newton_schulz_flops(a["muon_shapes"],
+                                                                                    cfg.train.optim.muon_ns_steps) if a else None}
         if role not in models[m]["roles"]: models[m]["roles"].append(role)
-        return _arch(m), tokens_of[m][0]
-    def row(name, role, model, arch, steps, tokens, memory, kind="train", **kw):
-        "kind: train (6 x params x tokens at mfu), forward (loss recording, teacher forcing: 2 x, at mfu) or decode (generation: 2 x, at eval_mfu)."
+        return _arch(m), tokens_of[m][0], tokens_of[m][2]
+    def row(name, role, model, arch, steps, tokens, memory, kind="train", optimizer_flops=0, **kw):
+        """kind: train (6 x params x tokens at mfu, plus `optimizer_flops`: Muon's Newton-Schulz), forward (loss recording,
+        teacher forcing: 2 x, at mfu) or decode (generation: 2 x, at eval_mfu)."""
         P, tokens = (arch["params"] if arch else None), int(round(tokens))
-        flops = (6 if kind == "train" else 2) * P * tokens if P else None
+        flops = (6 if kind == "train" else 2) * P * tokens + optimizer_flops if P else None
         hours = flops / (peak * 1e12 * (eval_mfu if kind == "decode" else mfu)) / 3600 if flops else None
         runs.append(dict(name=name, role=role, model=model, kind=kind, params=P, steps=steps, tokens=tokens, flops=flops,
                          gpu_hours=hours, memory_gib=None if memory is None else round(memory, 2),
-                         fits=None if memory is None else bool(memory <= mem), **kw))
+                         fits=None if memory is None else bool(memory <= mem), optimizer_flops=optimizer_flops, **kw))
     gen = cfg.eval_mode == "generate"
     n_eval = min(data["test"], cfg.eval_per_source * data["sources"]) if cfg.eval_per_source else data["test"]
     bench = sum(min(SOURCES[b].rows, cfg.benchmark_limit or SOURCES[b].rows) for b in cfg.benchmarks if b in SOURCES)
     shared_proxies = cfg.proxy.model is not None
     reps = list(range(cfg.seeds)) if cfg.replicates == "pipeline" else [0]
     def proxies(pm, prefix):
-        a, mt = model_info(pm, "proxy")
+        a, mt, pt = model_info(pm, "proxy")
         sp = steps_for(cfg.proxy.epochs, n, bs)
         records = len(proxy_record_steps(cfg.proxy, sp)) + 1  # and step 0
         for r in reps:
             for p in range(cfg.proxy.seeds):
                 nm = f"{prefix}proxy-r{r}-{p}"
-                row(nm, "proxy", pm, a, sp, sp * bs * mt, train_memory_gib(a, "adamw", mb, cfg.train.max_length) if a else None,
+                row(nm, "proxy", pm, a, sp, sp * bs * pt, train_memory_gib(a, "adamw", mb, cfg.train.max_length) if a else None,
                     optimizer="adamw", seed=proxy_seed(cfg, r, p))
                 row(f"{nm}/record", "eval", pm, a, records, records * n * mt, eval_memory_gib(a, cfg.eval_batch_size, cfg.train.max_length) if a else None,
                     kind="forward", what=f"losses of all {n:,} training examples at {records} points")
     if shared_proxies and any(ARMS[x].uses_selection for x in cfg.arms): proxies(cfg.proxy.model, "")
     for m in targets:
-        a, mt = model_info(m, "target")
+        a, mt, pt = model_info(m, "target")
         pre = f"{m}/" if len(targets) > 1 else ""
         if not shared_proxies and any(ARMS[x].uses_selection for x in cfg.arms): proxies(m, pre)
         shared0 = shared_start(cfg.replace(model=m, models=()))
@@ -184,8 +214,9 @@ def plan(cfg: ExperimentConfig, gpu: str = "h100", mfu: float = 0.35, eval_mfu: 
             passes = 2 if opt == "sam" else 1
             for s in range(cfg.seeds):
                 nm = f"{pre}{arm}__{budget}__s{s}"
-                row(nm, "target", m, a, steps, steps * bs * mt * passes, train_memory_gib(a, opt, mb, cfg.train.max_length) if a else None,
-                    arm=arm, budget=budget, seed=s, optimizer=opt, passes=passes)
+                ns = steps * ranks * newton_schulz_flops(a["muon_shapes"], cfg.train.optim.muon_ns_steps) if a and opt == "muon" else 0
+                row(nm, "target", m, a, steps, steps * bs * pt * passes, train_memory_gib(a, opt, mb, cfg.train.max_length) if a else None,
+                    optimizer_flops=ns, arm=arm, budget=budget, seed=s, optimizer=opt, passes=passes)
                 points = len(eval_grid(B, steps, cfg.evals)) + (0 if shared0 else 1)
                 toks = points * n_eval * ev_tok + bench * (eval_prompt_tokens + cfg.max_new_tokens)
                 row(f"{nm}/eval", "eval", m, a, points, toks, eval_memory_gib(a, cfg.eval_batch_size, ev_tok) if a else None,
@@ -202,7 +233,12 @@ def plan(cfg: ExperimentConfig, gpu: str = "h100", mfu: float = 0.35, eval_mfu: 
                             "eval_prompt_tokens": eval_prompt_tokens, "generated_tokens": f"max_new_tokens={cfg.max_new_tokens} for every item (an upper bound)",
                             "equal_epochs_steps": f"B x (1 + {upsampled_extra}): the upsampled epoch, {upsampled_extra:.0%} longer as in the authors' setting",
                             "flops": "6 x params x tokens to train (x2 passes for SAM, counted in tokens), 2 x params x tokens forward; "
-                                     "attention's and Newton-Schulz's FLOPs left out", "scaling": "GPU-hours add up over GPUs (ideal data parallelism)",
+                                     f"Muon's Newton-Schulz iterations counted per step on each of {ranks} data-parallel rank(s) "
+                                     "(newton_schulz_flops, at the training MFU); attention's quadratic FLOPs left out",
+                            "tokens": "training tokens per example as the collator pads them: each micro-batch to its longest example, "
+                                      "batches drawn at random (padded_tokens on the counted lengths; the stated mean_tokens when no "
+                                      "data is at hand, so then padding is not counted)",
+                            "scaling": "GPU-hours add up over GPUs (ideal data parallelism)",
                             "memory": MEMORY_RULE},
             "models": list(models.values()), "weights_missing": [x["hub_id"] for x in models.values() if x["weights_cached"] is False],
             "configs_missing": [x["name"] for x in models.values() if x["hub_id"] and not x["config_shipped"]],
@@ -228,9 +264,12 @@ def plan_markdown(p: dict) -> str:
     for (m, role, what, budget), g in groups.items():
         lines.append(f"| {m} | {role} | {what} | {budget} | {g['runs']} | {g['steps']:,} | {g['tokens']:,} | {g['hours']:,.2f} | "
                      f"{fmt(g['mem'])} | {'—' if g['fits'] is None else 'yes' if g['fits'] else 'NO'} |")
-    lines += ["", "| model | roles | params | mean tokens per example | GPU-h | weights in the local cache |", "|---|---|---:|---|---:|---|"]
+    lines += ["", "| model | roles | params | mean tokens per example | as padded in batches | Muon's Newton-Schulz FLOPs a step | GPU-h | "
+              "weights in the local cache |", "|---|---|---:|---|---:|---:|---:|---|"]
     for x in p["models"]:
+        ns = x.get("newton_schulz_flops_per_step")
         lines.append(f"| {x['name']} | {', '.join(x['roles'])} | {fmt(x['params'])} | {x['mean_tokens']:g} ({x['tokens_from']}) | "
+                     f"{x.get('padded_tokens', x['mean_tokens']):g} | {'—' if ns is None else f'{ns:.3g}'} | "
                      f"{p['gpu_hours_by_model'][x['name']]:,.2f} | {'—' if x['weights_cached'] is None else 'yes' if x['weights_cached'] else 'no'} |")
     d = p["data"]
     lines += ["", f"Data: {d['train']:,} training rows, {d['test']:,} validation items ({d['source']}); B = {d['steps_B']:,} steps of "
