@@ -102,7 +102,7 @@ class ExperimentConfig(Config):
 
     ALIASES = {**{k: f"train.{k}" for k in ("model", "init", "tokenizer", "prompt_style", "max_length", "truncate", "scheduler",
                                             "max_grad_norm", "bf16", "gradient_checkpointing", "lora", "lora_r", "lora_alpha",
-                                            "lora_targets", "batch_size", "epochs")},
+                                            "lora_targets", "batch_size", "epochs", "group_by_length")},
                "steps": "train.max_steps", "warmup_ratio": "train.warmup", "lr": "train.optim.lr", "muon_lr": "train.optim.muon_lr",
                "sam_rho": "train.optim.rho", "weight_decay": "train.optim.weight_decay",
                "data": "dataset.kind", "data_path": "dataset.path", "balanced": "dataset.balanced", "corpus": "dataset.corpus",

@@ -163,7 +163,7 @@ def plan(cfg: ExperimentConfig, gpu: str = "h100", mfu: float = 0.35, eval_mfu: 
         if m not in models:
             spec, a = MODELS.get(m), _arch(m)
             mt_, how, lens = _mean_tokens(rows, m, cfg)
-            tokens_of[m] = (mt_, how, padded_tokens(lens, mb) if lens else mt_)
+            tokens_of[m] = (mt_, how, padded_tokens(lens, mb, grouped=cfg.train.group_by_length) if lens else mt_)
             models[m] = {"name": m, "roles": [], "hub_id": spec.hub_id if spec else None, "params": a["params"] if a else None,
                          "config": str(models_dir()/spec.config/"config.json") if spec else (m if a else None),
                          "config_shipped": bool(spec and (models_dir()/spec.config/"config.json").is_file()),

@@ -47,6 +47,7 @@ class TrainConfig(Config):
     sampler: Literal["repeat", "weighted"] = "repeat"
     upsample_until: int | None = None  # with weights: the upsampled distribution for this many steps, then the original
     upsample_weighting: Literal["none", "importance"] = "none"  # importance: each row's loss x (mean count / its count)
+    group_by_length: bool = False    # micro-batches of similar length (sbnb.upsample.LengthGrouped): less padding, the same epoch
     save_steps: int = 500            # a checkpoint every N steps; 0: none
     save_total_limit: int | None = None
     save_model: bool = True          # write the final model and tokenizer into out
@@ -67,6 +68,8 @@ class TrainConfig(Config):
         if self.save_steps < 0: raise SbnbError(f"save_steps must be >= 0 (0: no checkpoints), got {self.save_steps}")
         if self.upsample_until is not None and self.upsample_until < 0: raise SbnbError(f"upsample_until must be >= 0, got {self.upsample_until}")
         if self.max_steps <= 0 and self.epochs <= 0: raise SbnbError("give epochs > 0 or max_steps > 0")
+        if self.group_by_length and self.upsample_until is not None:
+            raise SbnbError("group_by_length regroups whole epochs; it cannot follow upsample_until's switch mid-epoch")
 
 # %% ../nbs/30_train.ipynb #c016
 @functools.cache
@@ -78,8 +81,9 @@ def trainer_class():
         "HF Trainer with sbnb's optimizers (SAM's two passes in `training_step`), repeat-count sampling and a cost count."
         def __init__(self, *a, optim_config: OptimConfig = OptimConfig(), sam_accumulation: str = "full_batch",
                      counts: Sequence[float] | None = None, sampler: str = "repeat", upsample_until: int | None = None,
-                     upsample_weighting: str = "none", train_sampler=None, lean: bool = True, **kw):
+                     upsample_weighting: str = "none", train_sampler=None, lean: bool = True, group_by_length: bool = False, **kw):
             super().__init__(*a, **kw)
+            self.group_by_length = group_by_length  # micro-batches of similar length (LengthGrouped)
             self.lean = lean  # logits only from the first response position (`sbnb.data.response_logits`)
             self.train_sampler = train_sampler  # a ready sampler (e.g. one a callback switches), used as it is
             self.optim_config, self.sam_accumulation, self.counts, self.sampler_kind = optim_config, sam_accumulation, counts, sampler
@@ -165,6 +169,14 @@ def trainer_class():
             return (loss, outputs) if return_outputs else loss
 
         def _get_train_sampler(self, train_dataset=None):
+            sampler = None if self.group_by_length and self.counts is None and self.train_sampler is None else self._base_sampler(train_dataset)
+            if not self.group_by_length: return sampler
+            from sbnb.upsample import RepeatSampler, LengthGrouped
+            data = train_dataset if train_dataset is not None else self.train_dataset
+            if sampler is None or self.counts is None: sampler = RepeatSampler([1] * len(data), seed=self.args.seed)
+            return LengthGrouped(sampler, [len(x["input_ids"]) for x in data], self.args.per_device_train_batch_size, seed=self.args.seed)
+
+        def _base_sampler(self, train_dataset=None):
             if self.train_sampler is not None: return self.train_sampler
             if self.counts is None: return super()._get_train_sampler(train_dataset)
             import torch
@@ -245,7 +257,7 @@ def build_trainer(cfg: TrainConfig, model, tokenizer, data: Sequence[dict], coun
                         data_collator=Collator(tokenizer.pad_token_id), processing_class=tokenizer, optim_config=cfg.optim,
                         sam_accumulation=cfg.sam_accumulation, counts=counts, sampler=cfg.sampler, train_sampler=sampler,
                         upsample_until=cfg.upsample_until, upsample_weighting=cfg.upsample_weighting, callbacks=list(callbacks),
-                        lean=cfg.response_logits)
+                        lean=cfg.response_logits, group_by_length=cfg.group_by_length)
     if not cfg.progress:
         from transformers.trainer_callback import PrinterCallback, ProgressCallback
         t.remove_callback(PrinterCallback)

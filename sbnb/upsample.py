@@ -14,8 +14,8 @@ from .select import (UpsampleConfig, Selection, select, planted_trajectories)
 
 # %% auto #0
 __all__ = ['check_coverage', 'upsample', 'upsample_report', 'whole_counts', 'repeat_indices', 'RepeatSampler',
-           'importance_weights', 'ScheduledSampler', 'upsample_schedule_callback', 'write_weights', 'read_weights',
-           'plot_selection', 'write_report', 'add_cli']
+           'importance_weights', 'ScheduledSampler', 'upsample_schedule_callback', 'LengthGrouped', 'write_weights',
+           'read_weights', 'plot_selection', 'write_report', 'add_cli']
 
 # %% ../nbs/24_upsample.ipynb #c007
 def check_coverage(rows: Sequence[dict], selection: Selection, where: str = "data", lines: Sequence[int] | None = None) -> None:
@@ -137,6 +137,30 @@ def upsample_schedule_callback(sampler: ScheduledSampler, until: int, on_switch:
             sampler.switch([1] * len(sampler.counts))
             if on_switch is not None: on_switch()
     return UpsampleSchedule()
+
+# %% ../nbs/24_upsample.ipynb #c017b
+class LengthGrouped:
+    "An epoch sampler's indices regrouped into micro-batches of similar length (sorted within windows of `window` batches)."
+    def __init__(self, sampler, lengths: Sequence[int], batch_size: int, window: int = 50, seed: int = 0):
+        self.sampler, self.lengths, self.batch, self.window = sampler, np.asarray(lengths), batch_size, window
+        self.seed, self.epoch = seed, 0
+
+    def __len__(self) -> int: return len(self.sampler)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        if hasattr(self.sampler, "set_epoch"): self.sampler.set_epoch(epoch)
+
+    def __iter__(self):
+        idx, rng, out = np.fromiter(iter(self.sampler), dtype=np.int64), np.random.default_rng([self.seed, self.epoch, 11]), []
+        w = self.window * self.batch
+        for i in range(0, len(idx), w):
+            chunk = idx[i:i + w]
+            chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
+            full = [chunk[j:j + self.batch] for j in range(0, len(chunk) - len(chunk) % self.batch, self.batch)]
+            for k in rng.permutation(len(full)): out.extend(full[k].tolist())
+            out.extend(chunk[len(chunk) - len(chunk) % self.batch:].tolist())  # a partial batch stays at the end
+        return iter(out)
 
 # %% ../nbs/24_upsample.ipynb #c019
 def write_weights(path: str | Path, rows: Sequence[dict], counts: Sequence[float], **meta) -> Path:

@@ -631,3 +631,30 @@ def test_gpu_benchmark_qwen3(tmp_path):
         )
         == 0
     )
+
+
+def test_group_by_length_keeps_the_epoch_and_pads_less(corpus, tmp_path):
+    "`group_by_length=True`: one epoch sees the same examples (repeat counts kept), in micro-batches of similar length."
+    from sbnb.upsample import LengthGrouped
+
+    w = tmp_path / "counts.json"
+    w.write_text(json.dumps([3, 1, 1, 1]))
+    kw = dict(
+        model="tiny-qwen3",
+        data=str(corpus / "batch.jsonl"),
+        tokenizer=str(corpus / "tok"),
+        epochs=1,
+        batch_size=2,
+        max_length=96,
+        weights=str(w),
+    )
+    a = read_json(train(TrainConfig(**kw, out=str(tmp_path / "a"))) / "cost.json")
+    b = read_json(train(TrainConfig(**kw, out=str(tmp_path / "b"), group_by_length=True)) / "cost.json")
+    assert a["examples"] == b["examples"] == 6 and a["tokens"] == b["tokens"]  # the same examples: the same real tokens
+    with pytest.raises(SbnbError, match="group_by_length regroups whole epochs"):
+        TrainConfig(**kw, out=str(tmp_path / "c"), group_by_length=True, upsample_until=1)
+    lengths = [5, 50, 6, 49, 7, 48, 8, 47]
+    order = list(LengthGrouped(range(8), lengths, 2, window=4))
+    assert sorted(order) == list(range(8)) and all(
+        abs(lengths[order[i]] - lengths[order[i + 1]]) < 5 for i in (0, 2, 4, 6)
+    )
