@@ -19,7 +19,7 @@ from .benchmarks import PAPER_BENCHMARKS
 # %% auto #0
 __all__ = ['DataKind', 'PAPER_MODELS', 'PER_RUN', 'TRAIN', 'DatasetConfig', 'ProxyConfig', 'ExperimentConfig', 'steps_for',
            'base_steps', 'eval_grid', 'proxy_record_steps', 'shared_start', 'prompt_style', 'model_kwargs', 'ProxySpec',
-           'proxy_spec', 'code_hash', 'proxy_key', 'experiment_key']
+           'recorded_points_needed', 'proxy_spec', 'code_hash', 'proxy_key', 'experiment_key']
 
 # %% ../nbs/78_expconfig.ipynb #e005
 DataKind = Literal["balanced", "corpus", "llm", "mathinstruct"]
@@ -197,11 +197,12 @@ def eval_grid(base: int, steps: int, evals: int) -> list[int]:
     return sorted({*range(k, steps, k), steps})
 
 
-def proxy_record_steps(proxy: ProxyConfig, steps: int) -> list[int]:
+def proxy_record_steps(proxy: ProxyConfig, steps: int, upto: int | None = None) -> list[int]:
     """The steps after 0 at which a proxy of `steps` steps records every training example's loss: every `record_every`
-    steps, or else `records` evenly spaced points that end at the last step (the multiples of steps/records when that
-    divides)."""
-    if proxy.record_every: return list(range(proxy.record_every, steps + 1, proxy.record_every))
+    steps (the first `upto` of them when the selection reads no more, as the authors loaded only their first T
+    checkpoints' losses), or else `records` evenly spaced points that end at the last step (the multiples of
+    steps/records when that divides)."""
+    if proxy.record_every: return list(range(proxy.record_every, steps + 1, proxy.record_every))[:upto]
     k = max(1, min(proxy.records, steps))
     return sorted({-(-steps * i // k) for i in range(1, k + 1)})
 
@@ -236,6 +237,14 @@ class ProxySpec(Config):
     micro_batch_size: int | None = None
     seeds: int = 6
     replicates: str = "pipeline"
+    record_upto: int | None = None  # with `proxy.record_every`: only the first points the selection reads (None: all)
+
+
+def recorded_points_needed(cfg: ExperimentConfig) -> int | None:
+    """How many recording points after step 0 the selection reads: `upsample.skip + first - 1` when `first` is set and no arm
+    selects by a recipe of its own (which reads every point); None: all of them."""
+    if cfg.upsample.first is None or any(ARMS[a].recipe for a in cfg.arms): return None
+    return max(1, cfg.upsample.skip + cfg.upsample.first - 1)
 
 
 def proxy_spec(cfg: ExperimentConfig) -> ProxySpec:
@@ -244,7 +253,8 @@ def proxy_spec(cfg: ExperimentConfig) -> ProxySpec:
     adamw = OptimConfig(name="adamw", base=o.base, lr=o.lr, weight_decay=o.weight_decay, betas=o.betas, eps=o.eps)
     return ProxySpec(train=t.replace(model=cfg.proxy.model or t.model, optim=adamw), proxy=cfg.proxy, dataset=cfg.dataset,
                      benchmarks=cfg.benchmarks, tiny=cfg.tiny, eval_batch_size=cfg.eval_batch_size,
-                     micro_batch_size=cfg.micro_batch_size, seeds=cfg.seeds, replicates=cfg.replicates)
+                     micro_batch_size=cfg.micro_batch_size, seeds=cfg.seeds, replicates=cfg.replicates,
+                     record_upto=recorded_points_needed(cfg) if cfg.proxy.record_every else None)
 
 
 def code_hash() -> str:

@@ -119,7 +119,7 @@ def run_proxy(job: ProxyJob) -> str:
     style = tc.prompt_style or (MODELS[tc.model].prompt_style if tc.model in MODELS else "alpaca")
     rec = TrajectoryRecorder(rows, tok, ProfileConfig(batch_size=spec.eval_batch_size, max_length=tc.max_length, style=style,
                                                       device="auto", progress=False, truncate=tc.truncate))
-    at = proxy_record_steps(spec.proxy, steps)
+    at = proxy_record_steps(spec.proxy, steps, spec.record_upto)
     t0 = time.perf_counter()
     with _quiet_loading():
         from sbnb.base import tiny_model_kwargs

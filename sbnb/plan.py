@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 from .core import SbnbError, write_json, atomic_write, _suggest
 from .arms import ARMS, run_names
-from .expconfig import ExperimentConfig, steps_for, eval_grid, proxy_record_steps, shared_start, prompt_style
+from .expconfig import ExperimentConfig, steps_for, eval_grid, proxy_record_steps, shared_start, prompt_style, proxy_spec
 from .expdata import experiment_data
 from .experiment import proxy_seed
 
@@ -190,7 +190,7 @@ def plan(cfg: ExperimentConfig, gpu: str = "h100", mfu: float = 0.35, eval_mfu: 
     def proxies(pm, prefix):
         a, mt, pt = model_info(pm, "proxy")
         sp = steps_for(cfg.proxy.epochs, n, bs)
-        records = len(proxy_record_steps(cfg.proxy, sp)) + 1  # and step 0
+        records = len(proxy_record_steps(cfg.proxy, sp, proxy_spec(cfg).record_upto)) + 1  # and step 0; only the points the selection reads
         for r in reps:
             for p in range(cfg.proxy.seeds):
                 nm = f"{prefix}proxy-r{r}-{p}"
