@@ -180,6 +180,7 @@ def kmeans_labels(X: np.ndarray, cfg: UpsampleConfig) -> np.ndarray:
         faiss.omp_set_num_threads(1)
         try:
             km = faiss.Kmeans(x.shape[1], cfg.k, niter=20)
+            km.cp.min_points_per_centroid = 1  # only silences faiss's warning below 39 points per centroid (the report names such sources)
             km.train(x)
             return km.index.search(x, 1)[1].ravel().astype(int)
         finally:

@@ -40,7 +40,7 @@ def test_paper_plan_is_offline_and_adds_up(tmp_path, capsys):
             "fits",
         } <= set(r)
         assert r["role"] in ("proxy", "target", "eval")
-        assert r["flops"] == (6 if r["kind"] == "train" else 2) * r["params"] * r["tokens"]
+        assert r["flops"] == (6 if r["kind"] == "train" else 2) * r["params"] * r["tokens"] + r["optimizer_flops"]
     assert math.isclose(p["total_gpu_hours"], sum(r["gpu_hours"] for r in p["runs"]), abs_tol=0.01)
     cfg = ExperimentConfig.from_preset("paper")
     assert sum(r["role"] == "target" for r in p["runs"]) == 4 * len(run_names(cfg.arms, cfg.budgets)) * cfg.seeds
