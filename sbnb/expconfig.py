@@ -213,15 +213,15 @@ def shared_start(cfg: ExperimentConfig) -> bool:
     return resolve_init(cfg.train.model, cfg.train.init) == "pretrained"
 
 
-def prompt_style(cfg: ExperimentConfig, model: str | None = None) -> str:
-    "The prompt style of `cfg` for `model` (default the target's): `train.prompt_style`, else the model's convention."
+def prompt_style(cfg: ExperimentConfig | ProxySpec, model: str | None = None) -> str:
+    "The prompt style of `cfg` (an experiment's, or a proxy's spec) for `model` (default its `train.model`): `train.prompt_style`, else the model's convention."
     from sbnb.models import MODELS
     model = model or cfg.train.model
     return cfg.train.prompt_style or (MODELS[model].prompt_style if model in MODELS else "alpaca")
 
 
-def model_kwargs(cfg: ExperimentConfig, model: str | None = None) -> dict:
-    "Config overrides for `tiny-char` built from scratch (its shape comes from `cfg.tiny`); nothing for any other model."
+def model_kwargs(cfg: ExperimentConfig | ProxySpec, model: str | None = None) -> dict:
+    "Config overrides for `tiny-char` built from scratch (its shape comes from `cfg.tiny`; an experiment's or a proxy's spec); nothing for any other model."
     return tiny_model_kwargs(cfg.tiny, cfg.train.max_length) if (model or cfg.train.model) == "tiny-char" else {}
 
 # %% ../nbs/78_expconfig.ipynb #e014

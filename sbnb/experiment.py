@@ -115,16 +115,13 @@ def run_proxy(job: ProxyJob) -> str:
     steps = steps_for(spec.proxy.epochs, len(rows), spec.train.batch_size)
     tc = train_config(spec.train, "adamw", steps, job.seed, out/"trainer", job.tokenizer, spec.micro_batch_size)
     tok = load_tokenizer(tc.model, tc.tokenizer)
-    from sbnb.models import MODELS
-    style = tc.prompt_style or (MODELS[tc.model].prompt_style if tc.model in MODELS else "alpaca")
+    style = prompt_style(spec)
     rec = TrajectoryRecorder(rows, tok, ProfileConfig(batch_size=spec.eval_batch_size, max_length=tc.max_length, style=style,
                                                       device="auto", progress=False, truncate=tc.truncate))
     at = proxy_record_steps(spec.proxy, steps, spec.record_upto)
     t0 = time.perf_counter()
     with _quiet_loading():
-        from sbnb.base import tiny_model_kwargs
-        mk = tiny_model_kwargs(spec.tiny, tc.max_length) if tc.model == "tiny-char" else {}
-        train(tc, rows=rows, callbacks=[trajectory_callback(rec, at=at)], model_kwargs=mk)
+        train(tc, rows=rows, callbacks=[trajectory_callback(rec, at=at)], model_kwargs=model_kwargs(spec))
     if spec.proxy.record_every is None and steps not in rec.steps: raise SbnbError(f"proxy {out}: no loss recorded at its last step {steps}")
     if len(rec.steps) < 2:
         raise SbnbError(f"proxy {out}: losses recorded at step 0 only (every {spec.proxy.record_every} of its {steps} steps); lower "
