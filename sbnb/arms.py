@@ -43,11 +43,6 @@ class Arm:
     materializes: ClassVar[bool] = False    # writes new rows (not repeat counts) that the run reads from a file
     records_losses: ClassVar[bool] = False  # records loss trajectories during the run (the longest jobs start first)
 
-    @property
-    def data(self) -> str:
-        "The arm's treatment, under the name the run records carry (`data`)."
-        return self.treatment
-
     def training_data(self, rows: list[dict], selection, seed: int = 0, augment: Callable | None = None
                       ) -> tuple[list[dict], list[int] | None]:
         "(rows, per-row repeat counts or None for once each) this arm trains on."
