@@ -11,10 +11,11 @@ from .core import SbnbError, Config, write_json, read_json, cache_dir, corpus_di
 from .data import write_examples, read_examples, train_tokenizer, load_corpus_tokenizer, tokenize_example
 
 # %% auto #0
-__all__ = ['GENERATORS', 'LEG_ANIMALS', 'SOURCES', 'DEFAULT_TRAIN_SIZES', 'MAX_MISSES', 'FAMILIES', 'BALANCED_SOURCES',
-           'PRETRAIN_MIX', 'PRETRAIN_WEIGHTS', 'decode_answer', 'SourceSpec', 'CorpusConfig', 'regenerate',
-           'augment_example', 'generate_corpus', 'ensure_corpus', 'carries', 'borrows', 'mul_carries', 'BalancedSource',
-           'BalancedConfig', 'balanced_corpus', 'augment_balanced', 'pretraining_rows', 'char_tokenizer', 'add_cli']
+__all__ = ['GENERATORS', 'LEG_ANIMALS', 'SOURCES', 'DEFAULT_TRAIN_SIZES', 'MAX_MISSES', 'UNSEEN_PHRASINGS', 'FAMILIES',
+           'BALANCED_SOURCES', 'PRETRAIN_MIX', 'PRETRAIN_WEIGHTS', 'decode_answer', 'SourceSpec', 'CorpusConfig',
+           'regenerate', 'augment_example', 'generate_corpus', 'ensure_corpus', 'carries', 'borrows', 'mul_carries',
+           'BalancedSource', 'BalancedConfig', 'balanced_corpus', 'augment_balanced', 'pretraining_rows',
+           'char_tokenizer', 'add_cli']
 
 # %% ../nbs/22_corpus.ipynb #c005
 def _rev(s: str) -> str:
@@ -343,6 +344,10 @@ def _p_rev(r, k):
     s = "".join(r.choice("0123456789") for _ in range(r.randint(1, 6)))
     return dict(compact=f"r{s}=", value=None, text=s[::-1], width=len(s), key=("r", s), hard=False, question=f"Reverse {s}.", work=s[::-1])
 
+UNSEEN_PHRASINGS: dict[str, str] = {  # family -> a question template no training row uses (the transfer set's second half)
+    "add": "Find the sum of {0} and {1}.", "sub": "Take {1} away from {0}. What is left?", "mul": "Multiply {0} by {1}.",
+    "div": "How many whole times does {1} fit into {0}?", "mod": "Divide {0} by {1}. What remainder is left over?"}
+
 FAMILIES: dict[str, Callable] = {"add": _p_add, "sub": _p_sub, "mul": _p_mul, "div": _p_div, "mod": _p_mod, "chain": _p_chain,
                                   "rev": _p_rev}
 
@@ -378,6 +383,8 @@ class BalancedConfig(Config):
     form: Literal["compact", "full"] = "compact"
     widths: tuple[int, ...] = ()  # operand digits of the train/test items: () each source's own, one value for all, or one per source
     ood_widths: tuple[int, ...] = ()  # ... of the OOD items, the same way (() each source's own OOD size)
+    ood_phrasing: bool = False   # form=full: every second OOD item asked in a phrasing no training row uses (`UNSEEN_PHRASINGS`)
+    swap_hard: tuple[str, ...] = ()  # sources whose hard/easy labels are exchanged (a label the model contradicts, fixed by a rule)
     PRESETS = {"default": {}, "smoke": {"n_train": 96, "n_test": 32, "n_ood": 32}}
 
     def validate(self):
@@ -391,6 +398,11 @@ class BalancedConfig(Config):
                 raise SbnbError(f"BalancedConfig.{k}: give none, one, or one per source ({len(self.sources)}), got {len(w)}")
             if w and min(w) < 1: raise SbnbError(f"BalancedConfig.{k}: widths are digits, at least 1, got {list(w)}")
             if w and "chain" in self.sources: raise SbnbError(f"BalancedConfig.{k}: 'chain' sizes are numbers of terms; leave {k} empty")
+        if self.ood_phrasing and (self.form != "full" or any(BALANCED_SOURCES[s].family not in UNSEEN_PHRASINGS for s in self.sources)):
+            raise SbnbError("BalancedConfig.ood_phrasing: needs form='full' and sources with an unseen phrasing "
+                            f"({', '.join(UNSEEN_PHRASINGS)})")
+        for s in self.swap_hard:
+            if s not in self.sources: raise SbnbError(f"BalancedConfig.swap_hard: {s!r} is not one of the sources ({', '.join(self.sources)})")
 
     def sizes_of(self, source: str) -> tuple[tuple[int, ...], int]:
         "(train/test sizes, OOD size) of `source`: its own unless `widths` / `ood_widths` say otherwise."
@@ -431,7 +443,12 @@ def balanced_corpus(config: BalancedConfig | None = None, out_dir: str | Path | 
                 size = r.choice(sizes) if BALANCED_SOURCES[src].family != "chain" else (max(sizes) if w == "hard" else min(sizes))
                 p = _draw(src, r, size, w if split != "ood" else None, used)
                 used.add(json.dumps(p["key"]))
-                splits[split].append(_row(src, split, k, p, cfg.form))
+                row = _row(src, split, k, dict(p, hard=p["hard"] != (src in cfg.swap_hard)), cfg.form)
+                if src in cfg.swap_hard: row["label_swapped"] = True
+                if split == "ood" and cfg.ood_phrasing:  # every second item in a phrasing no training row uses
+                    row["phrasing"] = "unseen" if k % 2 else "seen"
+                    if k % 2: row["instruction"] = row["question"] = UNSEEN_PHRASINGS[spec.family].format(*p["key"][1:])
+                splits[split].append(row)
         sizes, ood_size = cfg.sizes_of(src)
         take("test", cfg.n_test, sizes, cfg.n_test // 2)
         take("ood", cfg.n_ood, (ood_size,), 0)
@@ -451,11 +468,12 @@ def augment_balanced(row: dict, seed: int, exclude: set[str] = frozenset()) -> d
         raise SbnbError(f"example {row.get('id')!r}: cannot augment, not a balanced-source row")
     r = random.Random(f"augment-{row['id']}-{seed}")
     want, size = row["difficulty"], row.get("size")
+    if row.get("label_swapped"): want = "easy" if want == "hard" else "hard"  # the generator's own label
     for _ in range(1000):
         p = _draw(row["source"], r, size, want, {row["key"]})
-        new = _row(row["source"], "aug", 0, p, row.get("form", "compact"))
+        new = _row(row["source"], "aug", 0, dict(p, hard=p["hard"] != bool(row.get("label_swapped"))), row.get("form", "compact"))
         if not {new["instruction"], new["compact"], new["key"]} & exclude:
-            return {**new, "id": f"{row['id']}~aug{seed}", "split": row.get("split", "train"), "augmented_from": row["id"]}
+            return {**new, "id": f"{row['id']}~aug{seed}", "split": row.get("split", "train"), "augmented_from": row["id"], **({"label_swapped": True} if row.get("label_swapped") else {})}
     raise SbnbError(f"example {row['id']!r}: no augmentation outside the excluded prompts")
 
 PRETRAIN_MIX: dict[str, tuple[int, ...]] = {"add": (1, 2, 4), "sub": (1, 2, 4), "mul": (1, 2, 4), "div": (1, 2, 4),

@@ -153,7 +153,7 @@ def _experiment_cmd(args) -> int:
     check_outputs([root])
     if args.pilot and cfg.models: raise SbnbError(f"--pilot trains one model; this preset has {len(cfg.models)} targets: choose one with --model")
     if args.pilot:
-        root = run_pilot(cfg, args.out, args.name, parse_pilot_lrs(args.pilot_lrs) if args.pilot_lrs else None)
+        root = run_pilot(cfg, args.out, args.name, parse_pilot_lrs(args.pilot_lrs) if args.pilot_lrs else None, resume=args.resume)
         stem = pilot_stem(cfg)
         print((root/f"{stem}.md").read_text())
         print(f"wrote {root/stem}.json")

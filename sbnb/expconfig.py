@@ -97,6 +97,11 @@ class ExperimentConfig(Config):
     pilot_steps: int = 600            # the pilot's first B; it doubles B from here until AdamW plateaus (the B -> 2B rule)
     pilot_doublings: int = 3          # ... at most this often
     pilot_lrs: tuple[float, ...] = () # the pilot's AdamW rates (empty: PILOT_LRS, AdamW and Muon)
+    pilot_rule: Literal["mean-and-sources", "mean"] = "mean-and-sources"  # the plateau rule: < 2 pp from B to 2B on the mean and every source, or on the mean
+    probe_points: int = 0             # extra points over B at which only the simplicity-bias probe is read (beside the evaluations)
+    order: Literal["independent", "coupled", "measured"] = "independent"  # each run's own shuffle; the baseline's epochs with each arm's extra appearances inserted; or both measured on the first `design_first` replicates, the smaller paired spread kept
+    design_first: int = 3             # order=measured / power_mde_pp: the replicates run before the design is fixed
+    power_mde_pp: float = 0.0         # > 0: after `design_first` replicates, run the fewest (at most `seeds`) with MDE80 <= this for up - adamw and up - random
     models: tuple[str, ...] = ()      # several targets, each a complete experiment under OUT/NAME/<model> (empty: train.model alone)
     mean_tokens: int = 300            # the plan's assumed tokens per example when no data is at hand to count
 
@@ -135,6 +140,12 @@ class ExperimentConfig(Config):
         if len(set(self.models)) != len(self.models) or any(not m.strip() for m in self.models):
             raise SbnbError(f"models: give distinct, non-empty model names, got {list(self.models)}")
         if self.mean_tokens < 1: raise SbnbError(f"mean_tokens must be at least 1, got {self.mean_tokens}")
+        if self.probe_points < 0: raise SbnbError(f"probe_points must be >= 0, got {self.probe_points}")
+        if self.power_mde_pp < 0: raise SbnbError(f"power_mde_pp must be >= 0 (0: run `seeds` replicates), got {self.power_mde_pp}")
+        if (self.order == "measured" or self.power_mde_pp) and not 2 <= self.design_first <= self.seeds:
+            raise SbnbError(f"design_first={self.design_first}: order=measured and power_mde_pp need 2 to seeds={self.seeds} first replicates")
+        if (self.order == "measured" or self.power_mde_pp) and (self.replicates != "pipeline" or "adamw+up" not in self.arms):
+            raise SbnbError("order=measured and power_mde_pp need replicates=pipeline and the arm adamw+up")
         if self.micro_batch_size is not None and (self.micro_batch_size < 1 or t.batch_size % self.micro_batch_size):
             raise SbnbError(f"micro_batch_size={self.micro_batch_size} must divide batch_size={t.batch_size} (the global batch)")
         from sbnb.benchmarks import check_benchmarks
@@ -161,11 +172,12 @@ class ExperimentConfig(Config):
                         upsample=dict(recipe="authors", skip=1),
                         budgets=("steps", "epochs")),
         "llm-cpu": dict(preset="llm-cpu", model="smollm2-135m", prompt_style="chatml", data="balanced", max_length=64,
-                        balanced=dict(n_train=250, n_test=200, n_ood=100, n_pretrain=0, form="full", widths=(2,), ood_widths=(3,)),
-                        lora=True, batch_size=8, steps=100, lr=1e-3, muon_lr=None, seeds=4, workers=2, evals=2, eval_per_source=200,
-                        eval_batch_size=32, max_new_tokens=32, probe_per_group=16, proxy_seeds=1, proxy_epochs=1.0, proxy_records=3,
-                        step0_generate=True, pilot_steps=100, pilot_doublings=0, pilot_lrs=(3e-4, 1e-3, 3e-3), curve_per_source=50,
-                        floor_check=200, upsample=dict(recipe="logabs-auc")),  # as results/llm-cpu was made
+                        balanced=dict(n_train=250, n_test=500, n_ood=150, n_pretrain=0, form="full", widths=(2,), ood_widths=(3,),
+                                      ood_phrasing=True),
+                        lora=True, batch_size=8, steps=125, lr=1e-3, muon_lr=None, seeds=10, workers=2, evals=2, eval_per_source=0,
+                        eval_batch_size=32, max_new_tokens=32, probe_per_group=16, probe_points=6, proxy_seeds=1, proxy_epochs=1.0,
+                        proxy_records=6, pilot_steps=125, pilot_doublings=2, pilot_lrs=(3e-4, 1e-3, 3e-3), pilot_rule="mean",
+                        order="measured", design_first=3, power_mde_pp=2.0, upsample=dict(recipe="authors", first=6, skip=1)),
         "paper": dict(preset="paper", data="mathinstruct", model="qwen3-0.6b-base", models=PAPER_MODELS, proxy_model="pythia-70m",
                       prompt_style="alpaca", max_length=512, truncate=True, val_fraction=0.05, val_seed=42,
                       benchmarks=PAPER_BENCHMARKS, benchmark_limit=0, arms=PAPER_ARMS, budgets=BUDGETS, seeds=3, workers=1,

@@ -5,32 +5,50 @@
 # %% ../nbs/82_pilot.ipynb #p002
 from __future__ import annotations
 from pathlib import Path
+import sys
 from typing import Sequence
-from .core import SbnbError, RunRecord, write_json, write_jsonl, atomic_write
+import numpy as np
+from .core import SbnbError, RunRecord, read_json, write_json, write_jsonl, atomic_write
 from .analysis import to_markdown
 from .expconfig import ExperimentConfig, experiment_key
 from .expdata import EVAL_SPLITS, experiment_data, eval_rows, probe_rows
-from .experiment import RunInputs, TargetJob, run_target, run_root
+from .experiment import RunInputs, TargetJob, StartJob, run_target, run_root, base_evaluation
+from .expconfig import shared_start
 from .jobs import run_jobs
 
 # %% auto #0
-__all__ = ['PLATEAU_PP', 'PILOT_RULE', 'PILOT_LRS', 'pilot_row', 'pilot_pick', 'pilot_markdown', 'pilot_stem', 'run_pilot',
-           'parse_pilot_lrs']
+__all__ = ['PLATEAU_PP', 'PILOT_RULE', 'PILOT_RULES', 'PILOT_LRS', 'pilot_row', 'pilot_pick', 'pilot_markdown', 'pilot_stem',
+           'hard_label_check', 'run_pilot', 'parse_pilot_lrs']
 
 # %% ../nbs/82_pilot.ipynb #p005
 PLATEAU_PP = 2.0  # the plateau margin (pp)
 PILOT_RULE = ("B is the smallest budget at which AdamW trained for 2B steps gains less than 2 pp of test accuracy over AdamW "
               "trained for B steps, on the mean over sources and on every source; each optimizer's pick is its best accuracy at "
               "B among the rates that meet the same rule (the best overall, flagged, when none does)")
+PILOT_RULES = {"mean-and-sources": PILOT_RULE,
+               "mean": ("B is the smallest budget at which AdamW trained for 2B steps gains less than 2 pp of test accuracy over AdamW "
+                        "trained for B steps on the mean over sources (each source's gain reported with its standard error); each "
+                        "optimizer's pick is its best accuracy at B among the rates that meet the same rule (the best overall, "
+                        "flagged, when none does)")}
 
-def pilot_row(opt: str, lr: float, at_b: dict, at_2b: dict) -> dict:
-    "One pilot rate: accuracy at B and at 2B (two runs, each with its own schedule), the gains on the mean and per source, the rule."
+
+def _se_pp(p1: float, p2: float, n: int) -> float:
+    "The standard error (pp) of a difference of two accuracies on `n` items each, as if independent (conservative for the same items)."
+    return round(100 * float(np.sqrt((p1 * (1 - p1) + p2 * (1 - p2)) / n)), 1) if n else float("nan")
+
+def pilot_row(opt: str, lr: float, at_b: dict, at_2b: dict, rule: str = "mean-and-sources", n_by_source: dict | None = None) -> dict:
+    """One pilot rate: accuracy at B and at 2B (two runs, each with its own schedule), the gains on the mean and per source, the
+    rule (`PILOT_RULES`: on the mean and every source, or on the mean); `n_by_source`: test items per source, for the gains'
+    standard errors."""
     gain = 100 * (at_2b["final"]["test"] - at_b["final"]["test"])
     by = {s: round(100 * (at_2b["final"]["test_by_source"][s] - v), 1) for s, v in at_b["final"]["test_by_source"].items()}
-    return {"optimizer": opt, "lr": lr, "steps": at_b["steps"], "test_pp": round(100 * at_b["final"]["test"], 1),
+    meets = bool(gain < PLATEAU_PP and (rule == "mean" or all(g < PLATEAU_PP for g in by.values())))
+    se = ({"gain_2b_se_by_source_pp": {s: _se_pp(v, at_2b["final"]["test_by_source"][s], n_by_source.get(s, 0))
+                                       for s, v in at_b["final"]["test_by_source"].items()}} if n_by_source else {})
+    return {**se, "optimizer": opt, "lr": lr, "steps": at_b["steps"], "test_pp": round(100 * at_b["final"]["test"], 1),
             "test_2b_pp": round(100 * at_2b["final"]["test"], 1), "gain_2b_pp": round(gain, 1), "gain_2b_by_source_pp": by,
             "test_by_source_pp": {s: round(100 * v, 1) for s, v in at_b["final"]["test_by_source"].items()},
-            "ood_pp": round(100 * at_b["final"]["ood"], 1), "meets": bool(gain < PLATEAU_PP and all(g < PLATEAU_PP for g in by.values())),
+            "ood_pp": round(100 * at_b["final"]["ood"], 1), "meets": meets,
             "curve_pp": [round(100 * e["test"]["mean"], 1) for e in at_2b["evals"]],
             "train_seconds": round(at_b["cost"]["train_seconds"] + at_2b["cost"]["train_seconds"], 1)}
 
@@ -66,8 +84,26 @@ def pilot_markdown(pilot: dict) -> str:
             to_markdown(runs, [("optimizer", "optimizer"), ("B", "steps"), ("lr", lambda r: f"{r['lr']:g}" + (" *" if r.get("picked") else "")),
                                ("test % at B", lambda r: f"{r['test_pp']:.1f}"), ("at 2B", lambda r: f"{r['test_2b_pp']:.1f}"),
                                ("gain B→2B (pp)", lambda r: f"{r['gain_2b_pp']:+.1f}"),
-                               ("gain per source (pp)", lambda r: ", ".join(f"{s} {g:+.1f}" for s, g in r["gain_2b_by_source_pp"].items())),
-                               ("meets the rule", lambda r: "yes" if r["meets"] else "no"), ("train s", lambda r: f"{r['train_seconds']:.0f}")]))
+                               ("gain per source (pp)", lambda r: ", ".join(
+                                   f"{s} {g:+.1f}" + (f" ± {r['gain_2b_se_by_source_pp'][s]:.1f}" if "gain_2b_se_by_source_pp" in r else "")
+                                   for s, g in r["gain_2b_by_source_pp"].items())),
+                               ("meets the rule", lambda r: "yes" if r["meets"] else "no"), ("train s", lambda r: f"{r['train_seconds']:.0f}")])
+            + ("\n\n± = the standard error of each source's gain (its two accuracies taken as independent: conservative)."
+               if any("gain_2b_se_by_source_pp" in r for r in runs) else "") + _label_markdown(pilot))
+
+
+def _label_markdown(pilot: dict) -> str:
+    "The hard-label check of a pilot (`hard_label_check`), as markdown; empty for a pilot without one."
+    if not pilot.get("hard_label"): return ""
+    rows = [dict(c, source=s) for s, c in pilot["hard_label"].items()]
+    later = lambda c: "?" if c["hard_learned_later"] is None else "yes" if c["hard_learned_later"] else "no"
+    return ("\n\n## Is the hard label true for the model?\n\nThe picked AdamW rate's runs at B and 2B, per source: the hard half should "
+            "end lower (in both runs) and be learned later (a smaller share of its final accuracy at step B of the 2B run). A source "
+            "whose hard half ends higher in both runs has its labels swapped before the main run (`balanced.swap_hard`); "
+            f"here: {', '.join(pilot['swap_hard']) or 'none'}.\n\n" + to_markdown(rows, [
+                ("source", "source"), ("easy % at B", lambda c: f"{c['easy_at_b_pp']:.1f}"), ("hard % at B", lambda c: f"{c['hard_at_b_pp']:.1f}"),
+                ("easy % at 2B", lambda c: f"{c['easy_at_2b_pp']:.1f}"), ("hard % at 2B", lambda c: f"{c['hard_at_2b_pp']:.1f}"),
+                ("hard learned later", later), ("label", "verdict")]))
 
 # %% ../nbs/82_pilot.ipynb #p008
 PILOT_LRS = {"adamw": (1e-4, 3e-4, 1e-3, 3e-3, 1e-2), "muon": (3e-4, 1e-3, 3e-3, 1e-2, 3e-2)}
@@ -78,45 +114,99 @@ def pilot_stem(cfg: ExperimentConfig) -> str:
     return "pilot" if cfg.pilot_steps == ExperimentConfig.from_preset(cfg.preset).pilot_steps else f"pilot-B{cfg.pilot_steps}"
 
 
-def _pilot_job(cfg: ExperimentConfig, data: dict, work: Path, opt: str, lr: float, steps: int, tok_path) -> TargetJob:
-    "One pilot run: optimizer `opt` at rate `lr` for `steps` steps with its own schedule (seed 0)."
-    c = cfg.replace(**({"lr": lr} if opt == "adamw" else {"muon_lr": lr}), arms=("adamw", "muon"), steps=steps)
+def _pilot_job(cfg: ExperimentConfig, data: dict, work: Path, opt: str, lr: float, steps: int, tok_path, base_eval: str | None = None) -> TargetJob:
+    "One pilot run: optimizer `opt` at rate `lr` for `steps` steps with its own schedule (seed 0); `base_eval`: the shared step-0 evaluation."
+    c = cfg.replace(**({"lr": lr} if opt == "adamw" else {"muon_lr": lr}), arms=("adamw", "muon"), steps=steps, order="independent",
+                    power_mde_pp=0.0)
     inputs = RunInputs(cfg=c, tokenizer=tok_path, held_out=str(work/"held_out.json"), eval=str(work/"eval.jsonl"),
-                       probe=str(work/"probe.jsonl"), n_original=len(data["train"]), base_steps=steps, benchmarks={})
+                       probe=str(work/"probe.jsonl"), n_original=len(data["train"]), base_steps=steps, benchmarks={}, base_eval=base_eval)
     return TargetJob(inputs=inputs, arm=opt, budget="steps", seed=0, data=str(data["dir"]/"train.jsonl"), counts=None, steps=steps,
                      out=str(work/"pilot"/f"{opt}_lr{lr:g}_B{steps}"))
 
 
-def run_pilot(cfg: ExperimentConfig, out: str | Path = "runs", name: str | None = None, lrs: dict | None = None) -> Path:
+def hard_label_check(at_b: dict, at_2b: dict) -> dict:
+    """Whether each source's `hard` label is true for the model, from one rate's runs at B and at 2B: AdamW should learn the
+    hard half later (a smaller share of its final accuracy at the 2B run's midpoint, step B) and end lower (at B in the B run,
+    at 2B in the 2B run). The rule, fixed before the main run: a source whose hard half ends *higher* in both runs has its
+    labels swapped (`balanced.swap_hard`); a source where the two runs disagree keeps its label, flagged 'mixed'."""
+    mid = next((e for e in at_2b["evals"] if e["step"] == at_b["steps"]), None)
+    out = {}
+    for s in at_b["final"]["test_by_source"]:
+        acc = lambda r, d: r["final"]["test_by_difficulty"].get(f"{s}/{d}")
+        e_b, h_b, e_2b, h_2b = acc(at_b, "easy"), acc(at_b, "hard"), acc(at_2b, "easy"), acc(at_2b, "hard")
+        if None in (e_b, h_b, e_2b, h_2b): continue
+        share = lambda d, end: (mid["test"]["by_difficulty"].get(f"{s}/{d}", 0) / end if end else None) if mid else None
+        later = None if share("hard", h_2b) is None or share("easy", e_2b) is None else share("hard", h_2b) < share("easy", e_2b)
+        lower = (h_b < e_b, h_2b < e_2b)
+        verdict = "holds" if all(lower) else "reversed" if not any(lower) and h_b > e_b and h_2b > e_2b else "mixed"
+        out[s] = {"easy_at_b_pp": round(100 * e_b, 1), "hard_at_b_pp": round(100 * h_b, 1), "easy_at_2b_pp": round(100 * e_2b, 1),
+                  "hard_at_2b_pp": round(100 * h_2b, 1), "hard_learned_later": later, "verdict": verdict, "swap": verdict == "reversed"}
+    return out
+
+
+def _pilot_cache(root: Path, cfg: ExperimentConfig) -> Path | None:
+    "A pilot cache under `root/cache` made for this config at another commit (the rates, B and workers aside), with the most runs."
+    def norm(c: dict) -> dict:
+        c = {k: v for k, v in c.items() if k not in ("workers", "pilot_doublings", "pilot_lrs", "arms", "budgets", "seeds")}
+        t = dict(c.get("train", {}), max_steps=None, optim=dict(c.get("train", {}).get("optim", {}), lr=None, muon_lr=None))
+        return dict(c, train=t)
+    want, best, most = norm(cfg.to_dict()), None, 0
+    for d in sorted((root/"cache").glob("*/data/done.json")):
+        have = norm(read_json(d).get("config") or {})
+        if any(have[k] != want[k] for k in have.keys() & want.keys()): continue
+        n = len(list((d.parent.parent/"pilot").glob("*/result.json")))
+        if n > most: best, most = d.parent.parent, n
+    return best
+
+
+def run_pilot(cfg: ExperimentConfig, out: str | Path = "runs", name: str | None = None, lrs: dict | None = None,
+              resume: bool = False) -> Path:
     """The learning-rate pilot: every rate of `lrs` at B and at 2B steps (one seed); B doubles from `cfg.pilot_steps` until an AdamW
-    rate gains < 2 pp from B to 2B on the mean and on every source. Writes pilot.json and pilot.md (pilot-B<steps>.* when
-    `cfg.pilot_steps` is not the preset's)."""
+    rate gains < 2 pp from B to 2B (on the mean and on every source, or on the mean: `cfg.pilot_rule`). The picked AdamW rate's
+    runs also check the hard label (`hard_label_check`). Writes pilot.json and pilot.md (pilot-B<steps>.* when
+    `cfg.pilot_steps` is not the preset's). `resume`: reuse the finished runs of this config made at another commit."""
     lrs = lrs or ({"adamw": tuple(cfg.pilot_lrs)} if cfg.pilot_lrs else PILOT_LRS)
     root = run_root(cfg, out, name)
     work = root/"cache"/experiment_key(cfg.replace(steps=ExperimentConfig.from_preset(cfg.preset).train.max_steps))  # B is what the pilot varies
+    if resume and not list(work.glob("pilot/*/result.json")) and (old := _pilot_cache(root, cfg)) is not None:
+        work = old
+        print(f"sbnb experiment --pilot: resuming from {old} (each run keeps its own record of its commit)", file=sys.stderr)
     data = experiment_data(cfg, work)
+    n_by = {s: sum(r["split"] == "test" and r["source"] == s for r in eval_rows(data.get("test", []), cfg.eval_per_source))
+            for s in dict.fromkeys(r["source"] for r in data.get("test", []))}
     B0, stem = cfg.pilot_steps, pilot_stem(cfg)
     with RunRecord(root, cfg, seed=0, name=f"run-{stem}.json", outputs=[f"{stem}.json", f"{stem}.md"], lrs=lrs, steps=B0):
         write_jsonl(work/"eval.jsonl", [dict(r, split=s) for s in EVAL_SPLITS for r in eval_rows(data.get(s, []), cfg.eval_per_source)])
         write_jsonl(work/"probe.jsonl", probe_rows(data["train"], cfg.probe_per_group))
         write_json(work/"held_out.json", sorted(data["held_out"]))
         tok_path = cfg.train.tokenizer or (data["tokenizer"] if cfg.train.model == "tiny-char" else None)
+        base = None
+        if shared_start(cfg):  # every run starts from the same weights: their step-0 evaluation is computed once
+            inputs = RunInputs(cfg=cfg, tokenizer=tok_path, held_out=str(work/"held_out.json"), eval=str(work/"eval.jsonl"),
+                               probe=str(work/"probe.jsonl"), n_original=len(data["train"]), base_steps=B0, benchmarks={})
+            base = str(work/"base_eval.json")
+            run_jobs(base_evaluation, [StartJob(inputs=inputs, out=base)], cfg.workers, "step-0 evaluation")
 
         def runs(opt, B):  # {lr: (result at B, result at 2B)}
-            jobs = [_pilot_job(cfg, data, work, opt, lr, s, tok_path) for lr in lrs.get(opt, ()) for s in (B, 2 * B)]
+            jobs = [_pilot_job(cfg, data, work, opt, lr, s, tok_path, base) for lr in lrs.get(opt, ()) for s in (B, 2 * B)]
             res = run_jobs(run_target, jobs, cfg.workers, f"pilot {opt}, B = {B} and {2 * B}")
             return {lr: (res[2 * i], res[2 * i + 1]) for i, lr in enumerate(lrs.get(opt, ()))}
         table, B = [], B0
+        byB = {}
         for k in range(cfg.pilot_doublings + 1):
-            rows = [pilot_row("adamw", lr, rb, r2) for lr, (rb, r2) in runs("adamw", B).items()]
+            byB[B] = runs("adamw", B)
+            rows = [pilot_row("adamw", lr, rb, r2, cfg.pilot_rule, n_by) for lr, (rb, r2) in byB[B].items()]
             table += rows
             if any(r["meets"] for r in rows) or k == cfg.pilot_doublings: break
             B *= 2
-        if "muon" in lrs: table += [pilot_row("muon", lr, rb, r2) for lr, (rb, r2) in runs("muon", B).items()]
+        if "muon" in lrs: table += [pilot_row("muon", lr, rb, r2, cfg.pilot_rule, n_by) for lr, (rb, r2) in runs("muon", B).items()]
         chosen = [r for r in table if r["steps"] == B]
         picks = pilot_pick(chosen)
         for r in table: r["picked"] = r["steps"] == B and picks[r["optimizer"]] == r["lr"]
-        pilot = {"config": cfg.to_dict(), "base_steps": B, "rule": PILOT_RULE, "plateau_pp": PLATEAU_PP, "picked": picks,
+        calib = hard_label_check(*byB[B][picks["adamw"]]) if "adamw" in picks else {}
+        pilot = {"config": cfg.to_dict(), "base_steps": B, "rule": PILOT_RULES[cfg.pilot_rule], "rule_kind": cfg.pilot_rule,
+                 "plateau_pp": PLATEAU_PP, "picked": picks, "hard_label": calib,
+                 "swap_hard": [s for s, c in calib.items() if c["swap"]],
                  "plateaued": {o: any(r["meets"] for r in chosen if r["optimizer"] == o) for o in picks},
                  "on_edge": {o: picks[o] in (min(lrs[o]), max(lrs[o])) for o in picks}, "runs": table}
         write_json(root/f"{stem}.json", pilot)

@@ -13,11 +13,15 @@ FLAT_RECORDS = ["default", "full", "llm-cpu", "round2", "default-3a259e2"]  # ma
 def test_an_older_flat_record_reads_back_every_value(name):
     old = json.loads((ROOT / "results" / name / "run.json").read_text())["config"]
     flat = json.loads(json.dumps(ExperimentConfig.from_dict(old).flat()))
-    for k, v in old.items():
-        if isinstance(v, dict):  # a sub-config: the record's fields are kept (newer fields take their defaults)
-            assert {kk: flat[k][kk] for kk in v} == v, k
-        else:
-            assert flat[k] == v, k
+
+    def kept(new, rec, where):  # a sub-config: the record's fields are kept (newer fields take their defaults)
+        for k, v in rec.items():
+            if isinstance(v, dict):
+                kept(new[k], v, f"{where}{k}.")
+            else:
+                assert new[k] == v, where + k
+
+    kept(flat, old, "")
 
 
 @pytest.mark.parametrize("preset", list(ExperimentConfig.PRESETS))
