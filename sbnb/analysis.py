@@ -15,9 +15,10 @@ from .arms import ARMS
 __all__ = ['TOST_MARGIN_PP', 'ALPHA', 'COMPARISONS', 'RESULT_COLS', 'COST_COLS', 'SB_COLS', 'SEL_COLS', 'mean_ci', 'paired_diffs',
            'fmt_ci', 'tost', 'mde_paired', 'verdict', 'compare', 'comparison_list', 'jaccard', 'mean_jaccard',
            'replicate_jaccard', 'threshold_balanced_accuracy', 'selection_diagnostics', 'results_table', 'cost_table',
-           'sb_table', 'baseline_plateau', 'comparisons', 'to_markdown', 'selection_summary', 'benchmark_table',
-           'comparisons_markdown', 'step0_markdown', 'job_minutes', 'recorded_job_minutes', 'jobs_text',
-           'budget_markdown', 'plot_forest', 'write_report', 'plot_results', 'record_diff']
+           'sb_table', 'baseline_plateau', 'compare_measure', 'comparisons', 'to_markdown', 'selection_summary',
+           'benchmark_table', 'comparisons_markdown', 'step0_markdown', 'job_minutes', 'recorded_job_minutes',
+           'jobs_text', 'budget_markdown', 'plot_forest', 'measures_markdown', 'design_markdown', 'write_report',
+           'plot_results', 'record_diff']
 
 # %% ../nbs/40_analysis.ipynb #c011
 def mean_ci(xs: Sequence[float], level: float = 0.95) -> tuple[float, float, int]:
@@ -243,12 +244,56 @@ def baseline_plateau(results: Sequence[dict]) -> dict:
             "last_third_gain_pp": round(100 * float(np.mean(gains)), 2), "steps": rs[0]["steps"], "seeds": len(rs),
             "from_step": int(start), "plateaued": bool(np.mean(gains) < 0.02)}
 
-def comparisons(results: Sequence[dict], wall_minutes: float | None = None) -> dict:
-    "`comparisons.json`: every comparison of `COMPARISONS` the results allow, the baseline's plateau check, and the wall-clock."
+def _half(r: dict) -> tuple[int, float] | None:
+    "(step, mean test accuracy) of a run's evaluation nearest B/2 (step 0 excluded); None when it has none."
+    ev = [e for e in r.get("evals", []) if e["step"] > 0 and "test" in e and e["step"] < r.get("steps", 0)]
+    if not ev: return None
+    e = min(ev, key=lambda e: abs(e["step"] - r["base_steps"] / 2))
+    return e["step"], e["test"]["mean"]
+
+
+def compare_measure(results: Sequence[dict], a: str, b: str, budget: str, measure: str, margin_pp: float = TOST_MARGIN_PP) -> dict | None:
+    """The same paired statistics as `compare` on another measure of the same runs: `ood` (final transfer-set accuracy, pp),
+    `at_half` (test accuracy at the evaluation nearest B/2: a stage of training, pp) or `loss` (the final mean teacher-forced
+    answer loss on the test set, nats per answer token: no equivalence margin is declared for it, so its CI decides or it is
+    inconclusive; a < b: a's loss is lower). None when the runs lack it."""
+    def val(r):
+        if measure == "ood": return r["final"].get("ood")
+        if measure == "loss": return r["final"].get("test_loss")
+        h = _half(r)
+        return None if h is None else h[1]
+    va = {r["seed"]: v for r in results if r["arm"] == a and r["budget"] == budget and (v := val(r)) is not None}
+    vb = {r["seed"]: v for r in results if r["arm"] == b and r["budget"] == budget and (v := val(r)) is not None}
+    d = paired_diffs(va, vb)
+    if not d: return None
+    m, h, n = mean_ci(d)
+    if measure == "loss":
+        ci = [round(m - h, 4), round(m + h, 4)] if not math.isnan(h) else None
+        return {"mean": round(m, 4), "ci95": ci, "verdict": verdict(ci, False), "seeds": n, "unit": "nats per answer token",
+                "a_mean": round(float(np.mean(list(va.values()))), 4), "b_mean": round(float(np.mean(list(vb.values()))), 4)}
+    ci = [round(100 * (m - h), 2), round(100 * (m + h), 2)] if not math.isnan(h) else None
+    eq, _ = tost([100 * x for x in d], margin_pp)
+    mde = mde_paired(100 * float(np.std(d, ddof=1)), n) if n > 1 else float("nan")
+    out = {"mean_pp": round(100 * m, 2), "ci95_pp": ci, "mde80_pp": None if math.isnan(mde) else round(mde, 2),
+           "verdict": verdict(ci, eq, margin_pp), "seeds": n, "a_mean_pp": round(100 * float(np.mean(list(va.values()))), 2),
+           "b_mean_pp": round(100 * float(np.mean(list(vb.values()))), 2)}
+    if measure == "at_half":
+        out.update(step=sorted({_half(r)[0] for r in results if r["arm"] in (a, b) and r["budget"] == budget and _half(r)}),
+                   label="a stage of training: the evaluation nearest B/2")
+    return out
+
+
+def comparisons(results: Sequence[dict], wall_minutes: float | None = None, measures: Sequence[str] = ()) -> dict:
+    """`comparisons.json`: every comparison of `COMPARISONS` the results allow (each with its `measures` beside final test
+    accuracy, where the runs have them: `compare_measure`), the baseline's plateau check, and the wall-clock."""
     comps = []
     for a, b, budget in comparison_list(results):
         c = compare(results, a, b, budget)
-        if c is not None: comps.append(c)
+        if c is None: continue
+        for k in measures:
+            x = compare_measure(results, a, b, budget, k)
+            if x is not None: c[k] = x
+        comps.append(c)
     return {"comparisons": comps, "baseline": baseline_plateau(results), "wall_minutes": wall_minutes}
 
 def to_markdown(rows: Sequence[dict], cols: Sequence[tuple[str, Any]]) -> str:
@@ -412,15 +457,52 @@ def plot_forest(cj: dict, path: str | Path | None = None, title: str = "", margi
     return fig
 
 # %% ../nbs/40_analysis.ipynb #c033d0
+def measures_markdown(cj: dict) -> str:
+    "The comparisons on the other measures (`compare_measure`: the transfer set, the stage at B/2, the answer loss), as markdown; empty without them."
+    parts = []
+    for k, title in (("ood", "On the transfer set (final accuracy)"), ("at_half", "At the evaluation nearest B/2 (a stage of training, test accuracy)")):
+        rows = [dict(c[k], a=c["a"], b=c["b"], budget=c["budget"]) for c in cj["comparisons"] if k in c]
+        if rows: parts.append(f"\n### {title}\n\n" + to_markdown(rows, [
+            ("a − b", lambda r: f"{r['a']} − {r['b']}"), ("budget", "budget"), ("seeds", "seeds"), ("a %", lambda r: f"{r['a_mean_pp']:.1f}"),
+            ("b %", lambda r: f"{r['b_mean_pp']:.1f}"), ("mean Δ (pp)", lambda r: f"{r['mean_pp']:+.1f}"),
+            ("95% CI (pp)", lambda r: f"[{r['ci95_pp'][0]:+.1f}, {r['ci95_pp'][1]:+.1f}]" if r["ci95_pp"] else None),
+            ("MDE80 (pp)", lambda r: None if r.get("mde80_pp") is None else f"{r['mde80_pp']:.2f}"), ("verdict", "verdict")]))
+    rows = [dict(c["loss"], a=c["a"], b=c["b"], budget=c["budget"]) for c in cj["comparisons"] if "loss" in c]
+    if rows: parts.append("\n### On the mean teacher-forced answer loss (test set, nats per answer token; lower is better, so a < b "
+                          "favours a; no equivalence margin is declared for it)\n\n" + to_markdown(rows, [
+        ("a − b", lambda r: f"{r['a']} − {r['b']}"), ("budget", "budget"), ("seeds", "seeds"), ("a", lambda r: f"{r['a_mean']:.4f}"),
+        ("b", lambda r: f"{r['b_mean']:.4f}"), ("mean Δ", lambda r: f"{r['mean']:+.4f}"),
+        ("95% CI", lambda r: f"[{r['ci95'][0]:+.4f}, {r['ci95'][1]:+.4f}]" if r["ci95"] else None), ("verdict", "verdict")]))
+    return "".join(parts)
+
+
+def design_markdown(design: dict) -> str:
+    "The run record's design (the order chosen from measured spreads; the number of replicates from the power rule), as markdown."
+    out = "## The design\n\n"
+    if "order" in design:
+        o = design["order"]
+        sp = ", ".join(f"{k} {v:.2f} pp" if v is not None else f"{k} —" for k, v in o["spread_pp"].items())
+        out += (f"Order: **{o['chosen']}**, chosen on the first {design['first_replicates']} replicates: the paired differences "
+                f"adamw+up − AdamW spread (sample sd) {sp}. Rule: {o['rule']}.\n\n")
+    if "replicates" in design:
+        r = design["replicates"]
+        out += (f"Replicates: **{r['n']}** (at most {r['cap']}), from the first {design['first_replicates']}'s paired sd "
+                + ", ".join(f"{k} {v:.2f} pp" for k, v in r["paired_sd_pp"].items() if v is not None)
+                + f"; MDE80 at n = {r['n']}: " + ", ".join(f"{k} {v:.2f} pp" for k, v in r["mde80_at_n_pp"].items())
+                + (f" — **the cap binds: the target of {r['target_mde80_pp']:g} pp is not reached**" if r["cap_binds"] else
+                   f" (target ≤ {r['target_mde80_pp']:g} pp)") + f". Rule: {r['rule']}.\n\n")
+    return out
+
+
 def write_report(root: Path, results: Sequence[dict], diag: Sequence[dict], cfg: dict, wall_minutes: float | None = None,
                  selection=None, proxies: Sequence[dict] = (), step0: dict | None = None, pilot: dict | None = None,
-                 jobs: dict | None = None, resumed: str | None = None) -> str:
+                 jobs: dict | None = None, resumed: str | None = None, design: dict | None = None) -> str:
     """Write results/cost/SB/selection tables (JSON, CSV, markdown), `comparisons.json`, the plots and `summary.md`. `pilot`:
     the run's `pilot.json` (the summary says whether B is a plateau or a stage); `jobs`: `job_minutes`; `resumed`: the cache
-    a resumed run continued (its wall-clock is then this sitting's only)."""
+    a resumed run continued (its wall-clock is then this sitting's only); `design`: the run record's design (order, replicates)."""
     import pandas as pd
     rt, ct, st = results_table(results), cost_table(results, proxies), sb_table(results)
-    cj = comparisons(results, wall_minutes)
+    cj = comparisons(results, wall_minutes, cfg.get("measures") or ())
     write_json(root/"comparisons.json", cj)
     for name, t in (("results", rt), ("cost", ct), ("sb", st), ("selection_diagnostics", diag)):
         write_json(root/f"{name}.json", t)
@@ -437,7 +519,8 @@ def write_report(root: Path, results: Sequence[dict], diag: Sequence[dict], cfg:
              if jobs else "") + ".\n\n"
           + (budget_markdown(pilot, cfg, results) if pilot else "")
           + (step0_markdown(step0, results) if step0 else "")
-          + "## Comparisons\n\n" + (comparisons_markdown(cj) if cj["comparisons"] else "(none: too few arms)\n") +
+          + (design_markdown(design) if design else "")
+          + "## Comparisons\n\n" + (comparisons_markdown(cj) if cj["comparisons"] else "(none: too few arms)\n") + measures_markdown(cj) +
           "\n## Accuracy\n\n" + to_markdown(rt, RESULT_COLS) + "\n## Cost\n\n" + to_markdown(ct, COST_COLS) +
           ("\n## Simplicity bias (when the probe's examples are learned; a lower hard/easy ratio = more uniform). Primary: the "
            "restricted ratio, a never-learned item counted as learned at the horizon (the last step); beside it the ratio over "

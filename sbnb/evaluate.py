@@ -17,8 +17,8 @@ from .benchmarks import (check_benchmarks, load_benchmark,
 
 # %% auto #0
 __all__ = ['ALPACA', 'DEFAULT_STOP', 'generate', 'tiny_model_and_tokenizer', 'wilson_ci', 'predict_answer', 'score_rows',
-           'summarize', 'summary_markdown', 'EvalConfig', 'evaluate', 'teacher_forced_correct', 'LearnedSteps',
-           'learned_steps_callback', 'load_model', 'add_cli']
+           'summarize', 'summary_markdown', 'EvalConfig', 'evaluate', 'teacher_forced', 'teacher_forced_correct',
+           'LearnedSteps', 'learned_steps_callback', 'load_model', 'add_cli']
 
 # %% ../nbs/31_evaluate.ipynb #c005
 ALPACA = ALPACA_PROMPT  # the name this module used to export
@@ -206,16 +206,17 @@ def evaluate(model, tokenizer, benchmarks: str | Sequence[str] | dict[str, list[
     return summary
 
 # %% ../nbs/31_evaluate.ipynb #c024
-def teacher_forced_correct(model, tokenizer, rows: Sequence[dict], style: str = "compact", batch_size: int = 256,
-                           max_length: int = 512) -> list[bool]:
-    "Per row, whether greedy decoding would write its `output` and then the end token exactly: one forward pass, the argmax at every response position."
+def teacher_forced(model, tokenizer, rows: Sequence[dict], style: str = "compact", batch_size: int = 256,
+                   max_length: int = 512) -> tuple[list[bool], list[float]]:
+    """Per row, (whether greedy decoding would write its `output` and then the end token exactly, the mean negative log-likelihood
+    of those answer tokens in nats): one forward pass, the argmax and the log-probability at every response position."""
     import torch
     from sbnb.data import tokenize_rows, Collator, response_logits
-    if not rows: return []
+    if not rows: return [], []
     feats, _ = tokenize_rows(rows, tokenizer, max_length, style, truncate=False)
     collate, dev = Collator(tokenizer.pad_token_id or 0), next(model.parameters()).device
     order = sorted(range(len(feats)), key=lambda i: len(feats[i]["input_ids"]))
-    out = [False] * len(feats)
+    out, nll = [False] * len(feats), [float("nan")] * len(feats)
     was = model.training
     model.eval()
     try:
@@ -225,10 +226,19 @@ def teacher_forced_correct(model, tokenizer, rows: Sequence[dict], style: str = 
                 t = {k: v.to(dev) for k, v in collate([feats[i] for i in idx]).items()}
                 logits, tgt, _ = response_logits(model, t["input_ids"], t["attention_mask"], t["labels"])  # (B, K, V), (B, K): the response only
                 ok = ((logits.argmax(-1) == tgt) | (tgt == -100)).all(1)                                     # (B,)
-                for i, v in zip(idx, ok.tolist()): out[i] = bool(v)
+                mask = tgt != -100
+                lp = torch.log_softmax(logits.float(), -1).gather(-1, tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1)  # (B, K)
+                mean_nll = -(lp * mask).sum(1) / mask.sum(1).clamp(min=1)                                          # (B,)
+                for i, v, l in zip(idx, ok.tolist(), mean_nll.tolist()): out[i], nll[i] = bool(v), float(l)
     finally:
         model.train(was)
-    return out
+    return out, nll
+
+
+def teacher_forced_correct(model, tokenizer, rows: Sequence[dict], style: str = "compact", batch_size: int = 256,
+                           max_length: int = 512) -> list[bool]:
+    "Per row, whether greedy decoding would write its `output` and then the end token exactly: one forward pass, the argmax at every response position."
+    return teacher_forced(model, tokenizer, rows, style, batch_size, max_length)[0]
 
 # %% ../nbs/31_evaluate.ipynb #c028
 class LearnedSteps:

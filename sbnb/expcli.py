@@ -36,9 +36,11 @@ def report(root: str | Path, out: str | Path | None = None) -> str:
     step0 = read_json(root/"step0.json") if (root/"step0.json").exists() else None
     pilot = read_json(root/"pilot.json") if (root/"pilot.json").exists() else None
     runs = read_jsonl(root/"runs.jsonl")
-    cfg = ExperimentConfig.from_dict(rec["config"], where=str(root/"run.json")).flat()  # older (flat) records read through the aliases
-    return write_report(out, runs, diag, cfg, rec.get("wall_minutes"), sel, proxies, step0,
-                        pilot, recorded_job_minutes(root, rec, runs, proxies), rec.get("resumed_cache"))
+    cfg = ExperimentConfig.from_dict(rec["config"], where=str(root/"run.json"))  # older (flat) records read through the aliases
+    d = rec.get("design") or {}
+    if d: cfg = cfg.replace(seeds=d.get("replicates", {}).get("n", cfg.seeds), order=d.get("order", {}).get("chosen", cfg.order))
+    return write_report(out, runs, diag, cfg.flat(), rec.get("wall_minutes"), sel, proxies, step0,
+                        pilot, recorded_job_minutes(root, rec, runs, proxies), rec.get("resumed_cache"), d or None)
 
 
 def promote(run: str | Path, to: str | Path | None = None, replace: bool = False) -> Path:

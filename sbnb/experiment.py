@@ -18,9 +18,11 @@ from .expconfig import (ExperimentConfig, ProxySpec, proxy_spec, proxy_key, expe
 from .expdata import EVAL_SPLITS, check_no_leak, experiment_data, eval_rows, probe_rows, floor_rows
 
 # %% auto #0
-__all__ = ['RESUME_IGNORES', 'RunInputs', 'ProxyJob', 'StartJob', 'TargetJob', 'train_config', 'run_proxy', 'mean_trajectories',
-           'proxy_seed', 'proxy_cost', 'accuracy', 'correct_rows', 'floor_check', 'step0_summary', 'base_evaluation',
-           'run_target', 'run_root', 'resumable_cache', 'target_jobs', 'run_experiment', 'model_dirname', 'run_models']
+__all__ = ['RESUME_IGNORES', 'ORDER_RULE', 'POWER_RULE', 'RunInputs', 'ProxyJob', 'StartJob', 'TargetJob', 'train_config',
+           'run_proxy', 'mean_trajectories', 'proxy_seed', 'proxy_cost', 'accuracy', 'correct_rows', 'floor_check',
+           'step0_summary', 'base_evaluation', 'probe_steps', 'insert_seed', 'run_target', 'run_root',
+           'resumable_cache', 'target_jobs', 'paired_sd', 'power_replicates', 'run_experiment', 'model_dirname',
+           'run_models']
 
 # %% ../nbs/80_experiment.ipynb #c005
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +72,7 @@ class TargetJob:
     out: str
     probe_selected: tuple[str, ...] | None = None  # the probe's rows this replicate's selection picked
     threads: int = 1
+    order: str = "independent"  # the order of its training rows: its own shuffle, or the baseline's epochs with its extra appearances inserted
 
 
 def train_config(train, optimizer: str, steps: int, seed: int, out: Path, tokenizer: str | None, micro_batch_size: int | None, **kw):
@@ -151,27 +154,36 @@ def proxy_cost(job: ProxyJob, traj: str, n: int) -> dict:
             "forward_passes": int(cost["forward_passes"] + rec), "backward_passes": cost["backward_passes"]}
 
 # %% ../nbs/80_experiment.ipynb #c011
-def accuracy(rows: Sequence[dict], correct: Sequence[bool]) -> dict:
-    "Mean accuracy over sources (`mean`), per source and per source/difficulty."
-    by, byd = {}, {}
-    for r, c in zip(rows, correct):
+def accuracy(rows: Sequence[dict], correct: Sequence[bool], loss: Sequence[float] | None = None) -> dict:
+    """Mean accuracy over sources (`mean`), per source and per source/difficulty; with `loss` (each row's mean answer-token
+    NLL, teacher forcing) also `loss`, the mean over sources of each source's mean, and `loss_by_source` (nats per answer token)."""
+    by, byd, byl = {}, {}, {}
+    for i, (r, c) in enumerate(zip(rows, correct)):
         by.setdefault(r["source"], []).append(c)
         if r.get("difficulty"): byd.setdefault(f"{r['source']}/{r['difficulty']}", []).append(c)
+        if loss is not None: byl.setdefault(r["source"], []).append(loss[i])
     src = {k: float(np.mean(v)) for k, v in sorted(by.items())}
-    return {"mean": float(np.mean(list(src.values()))) if src else float("nan"), "by_source": src,
-            "by_difficulty": {k: float(np.mean(v)) for k, v in sorted(byd.items())}}
+    out = {"mean": float(np.mean(list(src.values()))) if src else float("nan"), "by_source": src,
+           "by_difficulty": {k: float(np.mean(v)) for k, v in sorted(byd.items())}}
+    if loss is not None:
+        ls = {k: float(np.mean(v)) for k, v in sorted(byl.items())}
+        out.update(loss=float(np.mean(list(ls.values()))) if ls else float("nan"), loss_by_source=ls)
+    return out
 
 
-def correct_rows(model, tok, rows: Sequence[dict], cfg: ExperimentConfig, mode: str | None = None) -> list[bool]:
-    "Exact match of every row: teacher forcing (compact answers) or greedy generation scored with `answers_match`."
-    from sbnb.evaluate import teacher_forced_correct, generate, score_rows
+def correct_rows(model, tok, rows: Sequence[dict], cfg: ExperimentConfig, mode: str | None = None, with_loss: bool = False):
+    """Exact match of every row: teacher forcing (compact answers) or greedy generation scored with `answers_match`.
+    `with_loss`: (correct, each row's mean answer-token NLL), the loss None when generating."""
+    from sbnb.evaluate import teacher_forced, generate, score_rows
     from sbnb.benchmarks import format_prompt
     style = prompt_style(cfg)
     if (mode or cfg.eval_mode) == "teacher_forcing":
-        return teacher_forced_correct(model, tok, rows, style, cfg.eval_batch_size, cfg.train.max_length)
+        ok, nll = teacher_forced(model, tok, rows, style, cfg.eval_batch_size, cfg.train.max_length)
+        return (ok, nll) if with_loss else ok
     prompts = [format_prompt(r, style) for r in rows]
     outs = generate(model, tok, prompts, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.eval_batch_size, show_progress=False)
-    return [bool(s["correct"]) for s in score_rows(rows, outs)]
+    ok = [bool(s["correct"]) for s in score_rows(rows, outs)]
+    return (ok, None) if with_loss else ok
 
 
 def _probe_recorder(cfg: ExperimentConfig, probe: Sequence[dict], tok):
@@ -215,10 +227,10 @@ def base_evaluation(job: StartJob) -> dict:
     t0 = time.perf_counter()
     with _quiet_loading():  # as `train` loads it (float32 weights)
         model = load_model(cfg.train.model, tok, cfg.train.init, dtype=torch.float32, **model_kwargs(cfg)).to(default_device())
-    ok = correct_rows(model, tok, read_jsonl(job.inputs.eval), cfg)
+    ok, nll = correct_rows(model, tok, read_jsonl(job.inputs.eval), cfg, with_loss=True)
     recorder = _probe_recorder(cfg, read_jsonl(job.inputs.probe), tok)
     if recorder is not None: recorder.record(model, 0)
-    res = {"eval": ok, "probe": recorder.correct[0] if recorder is not None else None}
+    res = {"eval": ok, "probe": recorder.correct[0] if recorder is not None else None, **({"eval_loss": nll} if nll is not None else {})}
     if cfg.step0_generate and cfg.eval_mode == "teacher_forcing":  # the same rows by greedy generation + answer extraction
         res["eval_generate"] = correct_rows(model, tok, read_jsonl(job.inputs.eval), cfg, mode="generate")
     res["floor"] = floor_check(model, tok, cfg, out.parent/"floor-step0")
@@ -228,6 +240,18 @@ def base_evaluation(job: StartJob) -> dict:
     return res
 
 # %% ../nbs/80_experiment.ipynb #c014
+def probe_steps(base: int, steps: int, points: int) -> list[int]:
+    "The steps after 0 at which the simplicity-bias probe is read beside the evaluations: `points` evenly over B, continued to `steps`."
+    if points < 1: return []
+    k = max(1, round(base / points))
+    return sorted({*range(k, steps, k), steps})
+
+
+def insert_seed(seed: int) -> int:
+    "The second stream of a replicate (order=coupled): where its arms' extra appearances go, shared by the method and its controls."
+    return 7_000_000 + seed
+
+
 def _result(job: TargetJob, rows, evals, recorder, wall, timer, bench, t_bench, cost) -> dict:
     "The `result.json` of a finished target run."
     arm, final = ARMS[job.arm], evals[-1]
@@ -239,7 +263,9 @@ def _result(job: TargetJob, rows, evals, recorder, wall, timer, bench, t_bench, 
                       "ood_by_source": part("ood", "by_source"), "test_by_difficulty": final["test"]["by_difficulty"],
                       "ood_by_difficulty": part("ood", "by_difficulty"), "benchmarks": bench,
                       **({"pretrain": final["pretrain"]["mean"], "pretrain_by_source": final["pretrain"]["by_source"],
-                          "pretrain_step0": evals[0]["pretrain"]["mean"]} if "pretrain" in final else {})},
+                          "pretrain_step0": evals[0]["pretrain"]["mean"]} if "pretrain" in final else {}),
+                      **{f"{s}_loss": final[s]["loss"] for s in ("test", "ood") if "loss" in final.get(s, {})}},
+            **({"order": job.order} if job.order != "independent" else {}),
             "evals": evals, "sb": recorder.summary() if recorder is not None else None,
             "learned_steps": recorder.learned_steps() if recorder is not None else None,
             "cost": {"train_seconds": round(wall - timer["eval"], 2), "eval_seconds": round(timer["eval"], 2),
@@ -275,19 +301,27 @@ def run_target(job: TargetJob) -> dict:
         t0 = time.perf_counter()
         shared = base is not None and step == 0
         rows_ = ev if shared or step in (0, steps) else eval_rows([r for r in ev if r["split"] == "test"], cfg.curve_per_source)  # OOD, pretrain: first and last step
-        ok = base["eval"] if shared else correct_rows(model, tok, rows_, cfg)
+        ok, nll = (base["eval"], base.get("eval_loss")) if shared else correct_rows(model, tok, rows_, cfg, with_loss=True)
         e = {"step": int(step)}
         for split in EVAL_SPLITS:
-            sub = [(r, c) for r, c in zip(rows_, ok) if r["split"] == split]
-            if sub: e[split] = accuracy([r for r, _ in sub], [c for _, c in sub])
+            sub = [i for i, r in enumerate(rows_) if r["split"] == split]
+            if sub: e[split] = accuracy([rows_[i] for i in sub], [ok[i] for i in sub], None if nll is None else [nll[i] for i in sub])
         if recorder is not None: recorder.record(model, step, correct=base["probe"] if shared else None)
         evals.append(e)
+        timer["eval"] += time.perf_counter() - t0
+
+    probe_at = set(probe_steps(inp.base_steps, steps, cfg.probe_points)) - set(grid)  # the probe alone, between evaluations
+
+    def read_probe(model, step):
+        t0 = time.perf_counter()
+        recorder.record(model, step)
         timer["eval"] += time.perf_counter() - t0
 
     class Evals(TrainerCallback):
         def on_train_begin(self, args, state, control, model=None, **k): evaluate(model, 0)
         def on_step_end(self, args, state, control, model=None, **k):
             if state.global_step in grid: evaluate(model, state.global_step)
+            elif state.global_step in probe_at and recorder is not None: read_probe(model, state.global_step)
     keep = {}
 
     class Keep(TrainerCallback):
@@ -295,6 +329,11 @@ def run_target(job: TargetJob) -> dict:
     ctx = TargetContext(cfg=cfg, rows=rows, tokenizer=tok, seed=job.seed, steps=steps, base_steps=inp.base_steps, out=out,
                         style=prompt_style(cfg), timer=timer)
     arm_callbacks, sampler = arm.hooks(ctx)
+    if job.order == "coupled":  # the baseline's epochs (this seed's), with this arm's extra appearances inserted
+        if sampler is not None or arm.materializes:
+            raise SbnbError(f"{arm.name}: order=coupled needs an arm that repeats the original rows (this one has its own sampler or rows)")
+        from sbnb.upsample import CoupledSampler
+        sampler = CoupledSampler(counts or [1] * len(rows), seed=job.seed, insert_seed=insert_seed(job.seed), length=steps * cfg.train.batch_size)
     t0 = time.perf_counter()
     with _quiet_loading():
         train(tc, rows=rows, counts=counts, callbacks=arm_callbacks + [Evals(), Keep()], sampler=sampler, model_kwargs=model_kwargs(cfg))
@@ -388,8 +427,11 @@ def _epoch_size(arm: str, rows, sel, seed: int, augment) -> int:
     return int(sum(c)) if c is not None else len(r)
 
 
-def target_jobs(cfg: ExperimentConfig, inputs: RunInputs, data: dict, sels: dict, work: Path, sels_by: dict | None = None) -> list[TargetJob]:
-    "Step 4: every arm, budget and seed, with its data (checked for leaks), longest first; `sels_by`: recipe -> selections of the arms with their own."
+def target_jobs(cfg: ExperimentConfig, inputs: RunInputs, data: dict, sels: dict, work: Path, sels_by: dict | None = None,
+                order: str | None = None) -> list[TargetJob]:
+    """Step 4: every arm, budget and seed, with its data (checked for leaks), longest first; `sels_by`: recipe -> selections of
+    the arms with their own; `order`: the runs' order (default `cfg.order`; 'measured' starts independent)."""
+    order = order or (cfg.order if cfg.order != "measured" else "independent")
     train_rows, B, n, main = data["train"], inputs.base_steps, inputs.n_original, is_main_process()
     probe_ids = {str(r["id"]) for r in read_jsonl(inputs.probe)}
     jobs = []
@@ -406,11 +448,71 @@ def target_jobs(cfg: ExperimentConfig, inputs: RunInputs, data: dict, sels: dict
             epochs = cfg.train.epochs if cfg.train.max_steps <= 0 else B * cfg.train.batch_size / n
             steps = B if b == "steps" else steps_for(epochs, _epoch_size(a, train_rows, sel, s, data["augment"]), cfg.train.batch_size)
             jobs.append(TargetJob(inputs=inputs, arm=a, budget=b, seed=s, data=str(f), counts=None if counts is None else tuple(counts),
-                                  steps=steps, out=str(work/"runs"/f"{a}__{b}__s{s}".replace("+", "_")),
-                                  probe_selected=tuple(sorted(probe_ids & set(sel.ids))) if sel is not None else None))
+                                  steps=steps, out=str(work/"runs"/(f"{a}__{b}__s{s}".replace("+", "_") + ("__coupled" if order == "coupled" else ""))),
+                                  probe_selected=tuple(sorted(probe_ids & set(sel.ids))) if sel is not None else None, order=order))
     # longest first: steps (x2 for SAM), then Muon (Newton-Schulz) and loss-recording arms before the rest
     cost = lambda j: (j.steps * (2 if ARMS[j.arm].optimizer == "sam" else 1), ARMS[j.arm].optimizer == "muon" or ARMS[j.arm].records_losses)
     return sorted(jobs, key=cost, reverse=True)
+
+# %% ../nbs/80_experiment.ipynb #c016e
+ORDER_RULE = ("the first replicates run AdamW and adamw+up in both orders; the order with the smaller sample standard deviation "
+              "of the paired differences adamw+up - AdamW (final test accuracy, pp) is kept; a tie keeps 'independent'")
+POWER_RULE = ("n = the fewest replicates (from the first ones, at most `seeds`) at which the paired t-test's minimum detectable "
+              "effect at 80% power (alpha 0.05, two-sided), with the standard deviation of the first replicates' paired differences, "
+              "is at most power_mde_pp for adamw+up - AdamW and for adamw+up - adamw+random")
+
+
+def _finish(jobs: Sequence[TargetJob], workers: int, what: str) -> list[dict]:
+    "The results of `jobs`: finished ones read back, the rest run."
+    kept = [j for j in jobs if (Path(j.out)/"result.json").exists()]
+    todo = [j for j in jobs if j not in kept]
+    return [read_json(Path(j.out)/"result.json") for j in kept] + run_jobs(run_target, todo, workers, what, done=len(kept))
+
+
+def paired_sd(results: Sequence[dict], a: str, b: str) -> float | None:
+    "The sample standard deviation (pp) of the per-seed differences of final test accuracy, `a` minus `b` (None under 2 seeds)."
+    va = {r["seed"]: r["final"]["test"] for r in results if r["arm"] == a and r["budget"] == "steps"}
+    vb = {r["seed"]: r["final"]["test"] for r in results if r["arm"] == b and r["budget"] == "steps"}
+    d = [100 * (va[k] - vb[k]) for k in sorted(va) if k in vb]
+    return round(float(np.std(d, ddof=1)), 3) if len(d) > 1 else None
+
+
+def power_replicates(sds: dict, target_pp: float, lo: int, hi: int) -> tuple[int, dict]:
+    "The fewest replicates n in [lo, hi] with MDE80 <= `target_pp` for every paired sd in `sds` (pp); (n, MDE80 at n of each); `hi` if none."
+    from sbnb.analysis import mde_paired
+    mde = lambda n: {k: round(mde_paired(v, n), 2) if v else 0.0 for k, v in sds.items()}
+    n = next((n for n in range(max(lo, 2), hi + 1) if all(m <= target_pp for m in mde(n).values())), hi)
+    return n, mde(n)
+
+
+def _design(cfg: ExperimentConfig, inputs: RunInputs, data: dict, work: Path, select_for, root: Path):
+    "The first replicates, then the order and the number of replicates: (design, the runs of the order not kept, the config to finish with)."
+    first, main = cfg.design_first, is_main_process()
+    c1 = cfg.replace(seeds=first)
+    sels, _, _, sels_by = select_for(first)
+    orders = ("independent", "coupled") if cfg.order == "measured" else (cfg.order,)
+    design, runs = {"first_replicates": first}, {}
+    for o in orders:
+        jobs = [j for j in target_jobs(c1, inputs, data, sels, work, sels_by, order=o) if j.arm in ("adamw", "adamw+up") and j.budget == "steps"]
+        runs[o] = _finish(jobs, cfg.workers, f"design: adamw and adamw+up, {o} order, replicates 0-{first - 1}")
+    order = orders[0]
+    if cfg.order == "measured":
+        spread = {o: paired_sd(runs[o], "adamw+up", "adamw") for o in orders}
+        order = min(orders, key=lambda o: (spread[o], o != "independent"))
+        diffs = {o: [round(100 * (u["final"]["test"] - a["final"]["test"]), 2) for u in runs[o] for a in runs[o]
+                     if u["arm"] == "adamw+up" and a["arm"] == "adamw" and u["seed"] == a["seed"]] for o in orders}
+        design["order"] = {"rule": ORDER_RULE, "spread_pp": spread, "diffs_pp": diffs, "chosen": order}
+    n = cfg.seeds
+    if cfg.power_mde_pp:
+        done = _finish(target_jobs(c1, inputs, data, sels, work, sels_by, order=order), cfg.workers,
+                       f"design: every arm, {order} order, replicates 0-{first - 1}")
+        sds = {f"{a} - {b}": paired_sd(done, a, b) for a, b in (("adamw+up", "adamw"), ("adamw+up", "adamw+random")) if b in cfg.arms}
+        n, mde = power_replicates(sds, cfg.power_mde_pp, first, cfg.seeds)
+        design["replicates"] = {"rule": POWER_RULE, "target_mde80_pp": cfg.power_mde_pp, "paired_sd_pp": sds, "n": n, "cap": cfg.seeds,
+                                "mde80_at_n_pp": mde, "cap_binds": any(m > cfg.power_mde_pp for m in mde.values())}
+    if main: write_json(root/"design.json", design)
+    extra = [r for o in orders if o != order for r in runs[o]]
+    return design, extra, cfg.replace(seeds=n, order=order)
 
 # %% ../nbs/80_experiment.ipynb #c016c
 def run_experiment(cfg: ExperimentConfig, out: str | Path = "runs", name: str | None = None, proxy_dir: str | Path | None = None,
@@ -447,28 +549,35 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path = "runs", name: str | 
             inputs = dataclasses.replace(inputs, base_eval=str(work/"base_eval.json"))
             step0 = step0_summary(read_json(work/"base_eval.json"), read_jsonl(work/"eval.jsonl"))
             if main: write_json(root/"step0.json", step0)
-        sels, diag, proxies, sels_by = {}, [], [], {}
-        if any(ARMS[a].uses_selection for a in cfg.arms):  # 1-3. proxies, trajectories, selection: once per replicate (or once for all)
-            sels, diag, proxies, sels_by = _select(cfg, inputs, data, tok, work, proxy_dir)
+        def select_for(k: int):  # 1-3. proxies, trajectories, selection: once per replicate (or once for all), for the first k
+            if not any(ARMS[a].uses_selection for a in cfg.arms): return {}, [], [], {}
+            sels, diag, proxies, sels_by = _select(cfg.replace(seeds=k), inputs, data, tok, work, proxy_dir)
             if main:
                 write_json(root/"selection.json", sels[0].to_dict())
                 write_json(root/"selections.json", {str(r): s.to_dict() for r, s in sels.items()})
                 write_json(root/"selection_diagnostics.json", diag)
                 write_jsonl(root/"proxies.jsonl", proxies)
                 for k, by in sels_by.items(): write_json(root/f"selections-{k}.json", {str(r): s.to_dict() for r, s in by.items()})
-        jobs = target_jobs(cfg, inputs, data, sels, work, sels_by)
+            return sels, diag, proxies, sels_by
+        extra, eff = [], cfg
+        if cfg.order == "measured" or cfg.power_mde_pp:  # the order and the number of replicates, from the first replicates
+            design, extra, eff = _design(cfg, inputs, data, work, select_for, root)
+            if main:
+                rr.record["design"] = design
+                write_json(rr.path, rr.record)  # in the run record before the remaining replicates run
+        sels, diag, proxies, sels_by = select_for(eff.seeds)
+        jobs = target_jobs(eff, inputs, data, sels, work, sels_by)
         wait_for_everyone()  # the augmented data rank 0 wrote
-        kept = [j for j in jobs if (Path(j.out)/"result.json").exists()]
-        todo = [j for j in jobs if j not in kept]
-        results = [read_json(Path(j.out)/"result.json") for j in kept] + run_jobs(run_target, todo, cfg.workers, "target runs", done=len(kept))
+        results = _finish(jobs, cfg.workers, "target runs")
         results.sort(key=lambda r: (list(ARMS).index(r["arm"]), r["budget"], r["seed"]))
         wall = round((time.perf_counter() - t_start) / 60, 2)
         base = work/"base_eval.json"
-        jobs_min = job_minutes(results, proxies, read_json(base).get("seconds") if step0 is not None else None)
+        jobs_min = job_minutes(results + extra, proxies, read_json(base).get("seconds") if step0 is not None else None)
         if main:  # 5-6. tables, comparisons, plots: rank 0 only
             write_jsonl(root/"runs.jsonl", results)
-            write_report(root, results, diag, cfg.flat(), wall, sels.get(0), proxies, step0,
-                         read_json(root/"pilot.json") if (root/"pilot.json").exists() else None, jobs_min, resumed)
+            if extra: write_jsonl(root/"design_runs.jsonl", extra)
+            write_report(root, results, diag, eff.flat(), wall, sels.get(0), proxies, step0,
+                         read_json(root/"pilot.json") if (root/"pilot.json").exists() else None, jobs_min, resumed, rr.record.get("design"))
             first = Path(jobs[0].out)/"trainer"/"run.json"  # the model as every run resolved it: name/folder/.gguf, size
             made = {k: v for k, v in read_json(data["dir"]/"done.json").items() if k != "config"}  # e.g. MathInstruct's counts
             rr.record.update(data_counts={s: len(data[s]) for s in ("train",) + EVAL_SPLITS}, base_steps=inputs.base_steps,

@@ -13,7 +13,7 @@ from .core import (SbnbError, atomic_write, write_json, run_record, read_table_l
 from .select import (UpsampleConfig, Selection, select, planted_trajectories)
 
 # %% auto #0
-__all__ = ['check_coverage', 'upsample', 'upsample_report', 'whole_counts', 'repeat_indices', 'RepeatSampler',
+__all__ = ['check_coverage', 'upsample', 'upsample_report', 'whole_counts', 'repeat_indices', 'RepeatSampler', 'CoupledSampler',
            'importance_weights', 'ScheduledSampler', 'upsample_schedule_callback', 'LengthGrouped', 'write_weights',
            'read_weights', 'plot_selection', 'write_report', 'add_cli']
 
@@ -98,6 +98,33 @@ class RepeatSampler:
     def __iter__(self):
         order = np.random.default_rng(self.seed + self.epoch).permutation(len(self.idx)) if self.shuffle else np.arange(len(self.idx))
         return iter(self.idx[order].tolist())
+
+# %% ../nbs/24_upsample.ipynb #c014d
+class CoupledSampler:
+    "The baseline's epochs (permutations of the rows from `seed`) with each row's `counts[i] - 1` extra appearances inserted at positions from `insert_seed`."
+    def __init__(self, counts: Sequence[int], seed: int, insert_seed: int, length: int):
+        c = whole_counts(counts)
+        if min(c, default=1) < 1: raise SbnbError("CoupledSampler: every row appears at least once (counts >= 1)")
+        self.n, self.extras = len(c), np.asarray([i for i, k in enumerate(c) for _ in range(k - 1)], dtype=np.int64)
+        self.seed, self.insert_seed, self.length = seed, insert_seed, int(length)
+    def __len__(self) -> int: return self.length
+    def set_epoch(self, epoch: int) -> None: pass  # one pass is the whole run
+    def sequence(self) -> tuple[list[int], list[bool]]:
+        "(row indices, whether each is an inserted extra appearance), `length` of them."
+        idx, ins, e, k = [], [], 0, len(self.extras)
+        while len(idx) < self.length:
+            base = np.random.default_rng([self.seed, e]).permutation(self.n)
+            r2 = np.random.default_rng([self.insert_seed, e])
+            extra = self.extras[r2.permutation(k)]
+            at = np.zeros(self.n + k, dtype=bool)
+            at[r2.choice(self.n + k, size=k, replace=False)] = True
+            merged = np.empty(self.n + k, dtype=np.int64)
+            merged[at], merged[~at] = extra, base
+            idx += merged.tolist()
+            ins += at.tolist()
+            e += 1
+        return idx[:self.length], ins[:self.length]
+    def __iter__(self): return iter(self.sequence()[0])
 
 # %% ../nbs/24_upsample.ipynb #c016
 def importance_weights(counts: Sequence[float]) -> list[float]:
