@@ -230,7 +230,8 @@ def sb_table(results: Sequence[dict]) -> list[dict]:
 
 def baseline_plateau(results: Sequence[dict]) -> dict:
     """AdamW's final test accuracy and its gain over the last third of training (pp; mean over seeds; from the evaluation
-    nearest 2/3 of the steps, `from_step`): < 2 pp means plateaued."""
+    nearest 2/3 of the steps, `from_step`): < 2 pp means plateaued; `plateaued` is None when that evaluation is step 0 or
+    the last step (a run too short, or evaluated too rarely, to judge)."""
     rs = [r for r in results if r["arm"] == "adamw" and r["budget"] == "steps"]
     if not rs: return {}
     gains = []
@@ -242,7 +243,7 @@ def baseline_plateau(results: Sequence[dict]) -> dict:
         start = third["step"]
     return {"final_pp": round(100 * float(np.mean([r["final"]["test"] for r in rs])), 2),
             "last_third_gain_pp": round(100 * float(np.mean(gains)), 2), "steps": rs[0]["steps"], "seeds": len(rs),
-            "from_step": int(start), "plateaued": bool(np.mean(gains) < 0.02)}
+            "from_step": int(start), "plateaued": bool(np.mean(gains) < 0.02) if 0 < start < rs[0]["evals"][-1]["step"] else None}
 
 def _half(r: dict) -> tuple[int, float] | None:
     "(step, mean test accuracy) of a run's evaluation nearest B/2 (step 0 excluded); None when it has none."
@@ -367,7 +368,8 @@ def comparisons_markdown(cj: dict) -> str:
     b = cj.get("baseline") or {}
     since = f"from step {b['from_step']} to {b['steps']}" if "from_step" in b else "over the last third of training"
     note = (f"\nAdamW baseline: {b['final_pp']:.1f}% test accuracy after {b['steps']} steps; gain {since} "
-            f"{b['last_third_gain_pp']:+.1f} pp ({'plateaued: < 2 pp' if b['plateaued'] else 'NOT plateaued: >= 2 pp'}).\n") if b else ""
+            f"{b['last_third_gain_pp']:+.1f} pp ({'plateaued: < 2 pp' if b['plateaued'] else 'NOT plateaued: >= 2 pp'}).\n") if b and b["plateaued"] is not None else (
+        f"\nAdamW baseline: {b['final_pp']:.1f}% test accuracy after {b['steps']} steps; too few evaluations to judge a plateau.\n" if b else "")
     return to_markdown(rows, cols) + note
 
 # %% ../nbs/40_analysis.ipynb #c033b
@@ -406,6 +408,11 @@ def recorded_job_minutes(root: Path, rec: dict, runs: Sequence[dict], proxies: S
     if rec.get("job_minutes") is not None: return rec["job_minutes"]
     base = Path(root)/"cache"/str(rec.get("resumed_cache") or rec.get("cache_key"))/"base_eval.json"
     return job_minutes(runs, proxies, read_json(base).get("seconds") if base.exists() else None)
+
+def _minutes(m: float) -> str:
+    "A duration in minutes, in words: '12 min', or seconds under a minute (never '0 min')."
+    return f"{m:.0f} min" if m >= 1 else f"{60 * m:.0f} s"
+
 
 def jobs_text(jobs: dict) -> str:
     "`job_minutes` in words."
@@ -515,7 +522,7 @@ def write_report(root: Path, results: Sequence[dict], diag: Sequence[dict], cfg:
           f"({cfg['eval_mode'].replace('_', ' ')}, {cfg['eval_per_source'] or 'all'} test and OOD items per source); ± = 95% t-interval "
           f"over seeds; Δ = mean paired difference. Wall-clock: {wall_minutes} min"
           + (" in the last sitting (a resumed run: the finished work of earlier sittings was kept)" if resumed else "")
-          + (f"; the jobs' own measured times add up to {jobs['total']:.0f} min ({jobs_text(jobs)}), {cfg['workers']} at a time"
+          + (f"; the jobs' own measured times add up to {_minutes(jobs['total'])} ({jobs_text(jobs)}), {cfg['workers']} at a time"
              if jobs else "") + ".\n\n"
           + (budget_markdown(pilot, cfg, results) if pilot else "")
           + (step0_markdown(step0, results) if step0 else "")

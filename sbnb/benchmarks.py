@@ -14,9 +14,9 @@ from .answers import extract_answer, answers_match, last_boxed, _as_number, _can
 # %% auto #0
 __all__ = ['BENCHMARK_FILES', 'BENCHMARKS', 'PAPER_BENCHMARKS', 'HUB', 'MANIFEST', 'MATH_SUBJECTS', 'SOURCES', 'FETCHABLE',
            'ALPACA_PROMPT', 'ALPACA_PROMPT_INPUT', 'ZEROSHOT_PROMPT', 'CHATML_PROMPT', 'PromptStyle', 'PROMPT_STYLES',
-           'file_sha256', 'read_manifest', 'manifest_entry', 'verify_benchmark', 'fetch_command', 'check_benchmarks',
-           'load_benchmark', 'BenchmarkSource', 'write_benchmark', 'fetch_benchmarks', 'benchmark_status', 'add_cli',
-           'format_prompt', 'format_response']
+           'DEFAULT_PROMPT_STYLE', 'file_sha256', 'read_manifest', 'manifest_entry', 'verify_benchmark',
+           'fetch_command', 'check_benchmarks', 'load_benchmark', 'BenchmarkSource', 'write_benchmark',
+           'fetch_benchmarks', 'benchmark_status', 'add_cli', 'format_prompt', 'format_response']
 
 # %% ../nbs/20_benchmarks.ipynb #c028
 BENCHMARK_FILES: dict[str, str] = {
@@ -538,8 +538,9 @@ ZEROSHOT_PROMPT = ("Below is an instruction that describes a task. Write a respo
 CHATML_PROMPT = "<|im_start|>user\n{instruction}<|im_end|>\n<|im_start|>assistant\n"  # a chat model's own turn format, no system turn
 PromptStyle = Literal["alpaca", "zeroshot", "compact", "chatml"]
 PROMPT_STYLES: tuple[str, ...] = ("alpaca", "zeroshot", "compact", "chatml")
+DEFAULT_PROMPT_STYLE: PromptStyle = "alpaca"  # the one default of every function that formats a prompt without knowing the model (the paper's template); commands that know the model use its convention
 
-def format_prompt(example: dict, style: PromptStyle = "alpaca") -> str:
+def format_prompt(example: dict, style: PromptStyle = DEFAULT_PROMPT_STYLE) -> str:
     "The prompt part of `example` (everything before the response) in `style`: alpaca, zeroshot, compact or chatml."
     ins = example["instruction"]
     if style == "alpaca":

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Iterable, Literal, Sequence
 from .core import (SbnbError, project_root, read_table_lines, write_table, check_rows,
                        check_outputs, load_hub_dataset, HelpFormatter)
-from .benchmarks import format_prompt
+from .benchmarks import format_prompt, DEFAULT_PROMPT_STYLE
 
 # %% auto #0
 __all__ = ['REQUIRED_FIELDS', 'SCHEMA_FIELDS', 'SCHEMA_TYPES', 'SPECIAL_TOKENS', 'MATHINSTRUCT_ROWS', 'MATHINSTRUCT_LIKE_SOURCES',
@@ -70,7 +70,7 @@ def format_response(example: dict) -> str:
     return example["output"]
 
 # %% ../nbs/21_data.ipynb #c018
-def tokenize_example(example: dict, tokenizer, max_length: int = 512, style: str = "alpaca", pad_to: int | None = None,
+def tokenize_example(example: dict, tokenizer, max_length: int = 512, style: str = DEFAULT_PROMPT_STYLE, pad_to: int | None = None,
                      add_eos: bool = True) -> dict:
     "Token ids, labels (-100 on the prompt and padding), attention mask and the count of truncated tokens."
     p = tokenizer(format_prompt(example, style), add_special_tokens=True)["input_ids"]
@@ -86,7 +86,7 @@ def tokenize_example(example: dict, tokenizer, max_length: int = 512, style: str
         ids, labels, mask = ids + [tokenizer.pad_token_id] * n, labels + [-100] * n, mask + [0] * n
     return {"input_ids": ids, "labels": labels, "attention_mask": mask, "truncated": truncated}
 
-def tokenize_examples(rows: Iterable[dict], tokenizer, max_length: int = 512, style: str = "alpaca") -> tuple[list[dict], int]:
+def tokenize_examples(rows: Iterable[dict], tokenizer, max_length: int = 512, style: str = DEFAULT_PROMPT_STYLE) -> tuple[list[dict], int]:
     "Tokenize many examples; returns the features (with each row's `id` and `source`) and the total truncated tokens."
     feats = []
     for r in rows:
@@ -96,7 +96,7 @@ def tokenize_examples(rows: Iterable[dict], tokenizer, max_length: int = 512, st
     return feats, sum(f["truncated"] for f in feats)
 
 # %% ../nbs/21_data.ipynb #c020
-def tokenize_rows(rows: Sequence[dict], tokenizer, max_length: int = 512, style: str = "alpaca",
+def tokenize_rows(rows: Sequence[dict], tokenizer, max_length: int = 512, style: str = DEFAULT_PROMPT_STYLE,
                   truncate: bool = True) -> tuple[list[dict], int]:
     "Tokenized examples (`tokenize_example`) and the tokens cut; an empty or wholly cut response (or, unless `truncate`, any cut) is a `SbnbError` naming the id."
     out, truncated, long = [], 0, []
@@ -199,7 +199,6 @@ def response_logits(model, input_ids, attention_mask, labels, lean: bool = True)
     out = model(**kw)
     logits = out.logits[:, :-1]                                       # (B, K, V): the last position predicts nothing here
     return logits, tgt[:, tgt.shape[1] - logits.shape[1]:], out
-
 
 # %% ../nbs/21_data.ipynb #c027
 def _stable_id(prefix: str, idx: int | str | None, text: str) -> str:
@@ -335,7 +334,9 @@ def _cli_mathinstruct_like(args) -> int:
         from sbnb.core import atomic_write
         atomic_write(args.out, json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
     else: write_table(rows, args.out)
-    print(f"wrote {len(rows)} MathInstruct-shaped rows ({len(set(r['source'] for r in rows))} sources) to {args.out}")
+    from sbnb.core import write_record_beside, run_record
+    rec = write_record_beside(args.out, run_record({"n": args.n, "seed": args.seed}, args.seed, rows=len(rows)))
+    print(f"wrote {len(rows)} MathInstruct-shaped rows ({len(set(r['source'] for r in rows))} sources) to {args.out} (record: {rec})")
     return 0
 
 def _cli_show(args) -> int:

@@ -13,12 +13,12 @@ from .core import (SbnbError, Config, RunRecord, progress, project_root, read_js
 from .models import training_prompt_style, model_record
 from .answers import extract_answer, answers_match, ABS_TOL, REL_TOL
 from .benchmarks import (check_benchmarks, load_benchmark,
-                             format_prompt, ALPACA_PROMPT, BENCHMARK_FILES, BENCHMARKS)
+                             format_prompt, ALPACA_PROMPT, BENCHMARK_FILES, BENCHMARKS, DEFAULT_PROMPT_STYLE)
 
 # %% auto #0
 __all__ = ['ALPACA', 'DEFAULT_STOP', 'generate', 'tiny_model_and_tokenizer', 'wilson_ci', 'predict_answer', 'score_rows',
            'summarize', 'summary_markdown', 'EvalConfig', 'evaluate', 'teacher_forced', 'teacher_forced_correct',
-           'LearnedSteps', 'learned_steps_callback', 'load_model', 'add_cli']
+           'LearnedSteps', 'learned_steps_callback', 'load_eval_model', 'load_model', 'add_cli']
 
 # %% ../nbs/31_evaluate.ipynb #c005
 ALPACA = ALPACA_PROMPT  # the name this module used to export
@@ -172,7 +172,7 @@ def evaluate(model, tokenizer, benchmarks: str | Sequence[str] | dict[str, list[
     `joint`: one `generate` call over every benchmark's prompts (batches group similar lengths across benchmarks: less padding;
     for a few items per benchmark) instead of one call per benchmark, whose results are written as each finishes."""
     out_dir = Path(out_dir)
-    prompt_style = prompt_style or "alpaca"
+    prompt_style = prompt_style or DEFAULT_PROMPT_STYLE
     stop = [*(stop or []), *(["\n"] if prompt_style == "compact" else [])]  # a compact answer is one line
     sets = dict(benchmarks) if isinstance(benchmarks, dict) else {n: None for n in check_benchmarks(benchmarks)}
     cfg = EvalConfig(model=model_name, benchmarks=tuple(n for n in sets if n in BENCHMARK_FILES) or EvalConfig().benchmarks,
@@ -206,7 +206,7 @@ def evaluate(model, tokenizer, benchmarks: str | Sequence[str] | dict[str, list[
     return summary
 
 # %% ../nbs/31_evaluate.ipynb #c024
-def teacher_forced(model, tokenizer, rows: Sequence[dict], style: str = "compact", batch_size: int = 256,
+def teacher_forced(model, tokenizer, rows: Sequence[dict], style: str = DEFAULT_PROMPT_STYLE, batch_size: int = 256,
                    max_length: int = 512) -> tuple[list[bool], list[float]]:
     """Per row, (whether greedy decoding would write its `output` and then the end token exactly, the mean negative log-likelihood
     of those answer tokens in nats): one forward pass, the argmax and the log-probability at every response position."""
@@ -235,7 +235,7 @@ def teacher_forced(model, tokenizer, rows: Sequence[dict], style: str = "compact
     return out, nll
 
 
-def teacher_forced_correct(model, tokenizer, rows: Sequence[dict], style: str = "compact", batch_size: int = 256,
+def teacher_forced_correct(model, tokenizer, rows: Sequence[dict], style: str = DEFAULT_PROMPT_STYLE, batch_size: int = 256,
                            max_length: int = 512) -> list[bool]:
     "Per row, whether greedy decoding would write its `output` and then the end token exactly: one forward pass, the argmax at every response position."
     return teacher_forced(model, tokenizer, rows, style, batch_size, max_length)[0]
@@ -243,7 +243,7 @@ def teacher_forced_correct(model, tokenizer, rows: Sequence[dict], style: str = 
 # %% ../nbs/31_evaluate.ipynb #c028
 class LearnedSteps:
     "Which probe examples are correct (teacher-forced exact match) at each recorded step; each one's learned step."
-    def __init__(self, probe: Sequence[dict], tokenizer, style: str = "compact", batch_size: int = 256, max_length: int = 512):
+    def __init__(self, probe: Sequence[dict], tokenizer, style: str = DEFAULT_PROMPT_STYLE, batch_size: int = 256, max_length: int = 512):
         self.probe, self.tokenizer, self.style, self.batch_size, self.max_length = list(probe), tokenizer, style, batch_size, max_length
         self.steps: list[int] = []
         self.correct: list[list[bool]] = []  # one list per recorded step, in probe order
@@ -280,7 +280,15 @@ class LearnedSteps:
         never = {g: sum(v is None for v in vs) / len(vs) for g, vs in by.items()}
         ratio = mean[hard] / mean[easy] if mean.get(hard) and mean.get(easy) else None
         rratio = rmean[hard] / rmean[easy] if rmean.get(hard) and rmean.get(easy) else None
-        return {"mean_learned_step": mean, "never_learned": never, "hard_easy_ratio": ratio,
+        why = None  # why a ratio is missing, said rather than left as a silent None
+        if ratio is None or rratio is None:
+            absent = [g for g in (hard, easy) if g not in by]
+            if absent and all(str(r.get(group)) == "None" for r in self.probe):
+                why = f"the probe's rows have no {group!r} column (group by a column that holds {hard!r} and {easy!r})"
+            elif absent: why = f"no probe row has {group} = {' or '.join(repr(g) for g in absent)} (groups: {', '.join(sorted(by))})"
+            elif not self.steps: why = "nothing recorded yet"
+            else: why = f"no {hard if not mean.get(hard) else easy!r} example was learned by step {horizon} (ratio over learned items only)"
+        return {"mean_learned_step": mean, "never_learned": never, "hard_easy_ratio": ratio, **({"ratio_missing": why} if why else {}),
                 "restricted_mean_learned_step": rmean, "hard_easy_ratio_restricted": rratio, "horizon": horizon,
                 "n": {g: len(v) for g, v in by.items()}, "steps": list(self.steps)}
 
@@ -297,13 +305,21 @@ def learned_steps_callback(recorder: LearnedSteps, every: int, at_start: bool = 
     return LearnedStepsCallback()
 
 # %% ../nbs/31_evaluate.ipynb #c031
-def load_model(path: str | Path, device: str | None = None):
-    "A causal LM and its tokenizer (`sbnb.models.load_model_and_tokenizer`) from a registered name, model folder or training run, on `device` (default: GPU if any)."
+def load_eval_model(path: str | Path, device: str | None = None):
+    "(model, tokenizer): `sbnb.models.load_model_and_tokenizer` from a registered name, model folder or training run, on `device` (default: GPU if any), saying which folder of a run it took."
     from sbnb.models import MODELS, model_folder, load_model_and_tokenizer
     if str(path) not in MODELS:
         mdir = model_folder(path)
         if mdir != Path(path): print(f"sbnb eval: using {mdir}", file=sys.stderr)
     return load_model_and_tokenizer(path, device)
+
+
+def load_model(path: str | Path, device: str | None = None):
+    "Deprecated: `load_eval_model` (it returns a (model, tokenizer) pair; `sbnb.models.load_model` returns a model)."
+    import warnings
+    warnings.warn("sbnb.evaluate.load_model is deprecated: it returns (model, tokenizer); use sbnb.evaluate.load_eval_model "
+                  "or sbnb.models.load_model_and_tokenizer (sbnb.models.load_model returns the model alone)", DeprecationWarning, stacklevel=2)
+    return load_eval_model(path, device)
 
 # %% ../nbs/31_evaluate.ipynb #c034
 _EXAMPLES = """examples:
@@ -347,7 +363,7 @@ def _eval(args) -> int:
     if cfg.data_dir is not None and not Path(cfg.data_dir).is_dir(): raise SbnbError(f"--data-dir {cfg.data_dir}: no such folder")
     check_outputs([cfg.out], [cfg.model])
     sets = {n: load_benchmark(n, _data_path(n, cfg.data_dir)) for n in cfg.benchmarks}  # fail on missing data before loading the model
-    model, tok = load_model(cfg.model, cfg.device)
+    model, tok = load_eval_model(cfg.model, cfg.device)
     from sbnb.models import MODELS
     style = cfg.prompt_style or (MODELS[cfg.model].prompt_style if cfg.model in MODELS else training_prompt_style(cfg.model))
     print(f"sbnb eval: prompt style {style}", file=sys.stderr)

@@ -6,7 +6,8 @@
 from __future__ import annotations
 import shutil
 from pathlib import Path
-from .core import (SbnbError, HelpFormatter, config_from_args, check_outputs, read_json, read_jsonl, project_root, is_main_process)
+from .core import (SbnbError, HelpFormatter, RunRecord, config_from_args, check_outputs, read_json, read_jsonl, project_root,
+                       is_main_process)
 from .analysis import write_report, recorded_job_minutes, record_diff
 from .base import build_base
 from .expconfig import ExperimentConfig
@@ -147,7 +148,10 @@ def _experiment_cmd(args) -> int:
         return 0
     if args.plan:
         check_outputs([args.out])
-        f = write_plan(cfg, args.out, gpu=args.gpu, mfu=args.mfu, eval_mfu=args.eval_mfu, ranks=args.ranks)
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        with RunRecord(args.out, cfg, name="run-plan.json", outputs=["plan.json", "plan.md"], gpu=args.gpu, mfu=args.mfu,
+                       eval_mfu=args.eval_mfu, ranks=args.ranks):  # the plan's own record, beside it
+            f = write_plan(cfg, args.out, gpu=args.gpu, mfu=args.mfu, eval_mfu=args.eval_mfu, ranks=args.ranks)
         print((Path(args.out)/"plan.md").read_text())
         print(f"wrote {f}")
         return 0

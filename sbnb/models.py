@@ -237,7 +237,9 @@ def _tiny_tokenizer_folder(data: str | Path | None) -> Path:
     for d in (beside, corpus):
         if d is not None and (d/"tokenizer.json").is_file(): return d
     if (shipped/"tokenizer.json").is_file():
-        print(f"sbnb: using the shipped character-level tokenizer {shipped} (--tokenizer DIR for another)", file=sys.stderr)
+        if os.environ.get("SBNB_SAID_TOKENIZER") != str(shipped):  # said once: by this process, or the one that started it
+            print(f"sbnb: using the shipped character-level tokenizer {shipped} (--tokenizer DIR for another)", file=sys.stderr)
+            os.environ["SBNB_SAID_TOKENIZER"] = str(shipped)
         return shipped
     raise SbnbError(f"no tokenizer for a tiny model: none beside the data ({beside}), none in {corpus}, and the shipped "
                     f"{shipped} is missing; pass --tokenizer DIR, or generate a corpus with `sbnb data generate --out DIR`")

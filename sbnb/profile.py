@@ -11,6 +11,7 @@ from .core import (Config, SbnbError, read_json, write_json, run_record,
                        progress, default_device, read_table, write_table, check_rows, check_outputs, HelpFormatter, write_record_beside)
 from .models import find_checkpoints, load_tokenizer, load_model, training_prompt_style, model_record
 from .data import tokenize_example, Collator, read_examples
+from .benchmarks import DEFAULT_PROMPT_STYLE
 
 # %% auto #0
 __all__ = ['read_rows', 'write_rows', 'ProfileConfig', 'length_batches', 'model_losses', 'profile_losses', 'profile_checkpoints',
@@ -25,7 +26,7 @@ class ProfileConfig(Config):
     "How per-example losses are computed."
     batch_size: int = 32        # examples per forward pass (examples are sorted by length first)
     max_length: int = 512       # tokens per example (prompt + response), as in the authors' setting
-    style: Literal["alpaca", "zeroshot", "compact", "chatml"] = "alpaca"  # prompt style passed to `sbnb.data.tokenize_example`
+    style: Literal["alpaca", "zeroshot", "compact", "chatml"] = DEFAULT_PROMPT_STYLE  # prompt style passed to `sbnb.data.tokenize_example` (`sbnb profile`: the model's own)
     device: str = "auto"        # 'auto' (cuda if visible), 'cpu', 'cuda', 'cuda:1', ...
     bf16: bool | None = None    # bf16 autocast; None: on for CUDA, off for CPU
     truncate: bool = False      # cut examples longer than max_length (default: an error naming the first)

@@ -67,6 +67,7 @@ class TrainConfig(Config):
         if self.batch_size < 1 or self.grad_accum < 1: raise SbnbError("batch_size and grad_accum must be at least 1")
         if self.save_steps < 0: raise SbnbError(f"save_steps must be >= 0 (0: no checkpoints), got {self.save_steps}")
         if self.upsample_until is not None and self.upsample_until < 0: raise SbnbError(f"upsample_until must be >= 0, got {self.upsample_until}")
+        if self.max_steps < -1: raise SbnbError(f"max_steps (steps) must be > 0, or 0 or -1 to train for `epochs`; got {self.max_steps}")
         if self.max_steps <= 0 and self.epochs <= 0: raise SbnbError("give epochs > 0 or max_steps > 0")
         if self.group_by_length and self.upsample_until is not None:
             raise SbnbError("group_by_length regroups whole epochs; it cannot follow upsample_until's switch mid-epoch")

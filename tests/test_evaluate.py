@@ -409,15 +409,19 @@ def test_benchmark_names_listed():
 
 def test_load_model_picks_newest_checkpoint_and_training_prompt_style(tiny, tmp_path, capsys):
     from sbnb.core import write_json
-    from sbnb.evaluate import load_model, training_prompt_style
+    from sbnb.evaluate import load_eval_model, load_model, training_prompt_style
 
     model, tok = tiny
     for step in (2, 10):
         model.save_pretrained(tmp_path / f"checkpoint-{step}")
         tok.save_pretrained(tmp_path / f"checkpoint-{step}")
     write_json(tmp_path / "train_config.json", {"model": "x", "prompt_style": "zeroshot"})
-    m, t = load_model(tmp_path, "cpu")
+    m, t = load_eval_model(tmp_path, "cpu")
     assert "checkpoint-10" in capsys.readouterr().err
+    with pytest.warns(
+        DeprecationWarning, match="load_eval_model"
+    ):  # the old name: a deprecated alias of the pair's loader
+        assert load_model(tmp_path, "cpu")[0].config.hidden_size == 32
     assert m.config.hidden_size == 32 and t.pad_token == "<pad>"
     assert (
         training_prompt_style(tmp_path) == "zeroshot" and training_prompt_style(tmp_path / "checkpoint-2") == "zeroshot"
