@@ -25,7 +25,7 @@ test: $(STAMP)
 ## ruff: lint every notebook, module, test and script (ruff.toml); the tests and scripts are also formatted by it
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check tests benchmarks docs
+	$(BIN)/ruff format --check tests benchmarks docs scripts
 
 ## everything, slow tests included
 test-all: $(STAMP)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses, os, shutil, time
 from pathlib import Path
 from typing import Literal
-from .core import Config, read_json, write_json
+from .core import Config, read_json
 from .corpus import BalancedConfig
 
 # %% auto #0
@@ -51,7 +51,7 @@ def build_base(cfg: BaseConfig | None = None, out: str | Path | None = None, thr
     from sbnb.models import models_dir, readable
     from sbnb.train import train, TrainConfig
     from sbnb.optim import OptimConfig
-    from sbnb.core import run_record
+    from sbnb.core import run_record, write_record
     cfg = cfg or BaseConfig()
     out = Path(out) if out is not None else models_dir()/"tiny-char-base"
     torch.set_num_threads(threads)  # 1: two threads on 2 shared cores were 20x slower here
@@ -78,7 +78,7 @@ def build_base(cfg: BaseConfig | None = None, out: str | Path | None = None, thr
     shutil.rmtree(tmp/"tokenizer")
     cost = read_json(tmp/"trainer"/"cost.json")
     shutil.rmtree(tmp/"trainer")
-    write_json(tmp/"recipe.json", run_record(cfg, cfg.seed, n_pretraining_rows=len(rows), train_seconds=round(time.perf_counter() - t0, 1),
+    write_record(tmp/"recipe.json", run_record(cfg, cfg.seed, n_pretraining_rows=len(rows), train_seconds=round(time.perf_counter() - t0, 1),
                                              train_loss=cost["train_loss"], command="sbnb experiment --build-base"))
     readable(tmp)
     if out.exists(): shutil.rmtree(out)

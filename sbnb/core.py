@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #c002
 from __future__ import annotations
-import argparse, dataclasses, datetime, difflib, json, os, platform, random, subprocess, sys, tempfile, types, typing
+import argparse, dataclasses, datetime, difflib, json, os, platform, random, re, subprocess, sys, tempfile, types, typing
 import importlib.metadata as _md
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,9 +15,9 @@ __all__ = ['TABLE_SUFFIXES', 'PACKAGES', 'HUB_SWITCHES', 'SbnbError', 'Config', 
            'HelpFormatter', 'atomic_open', 'atomic_write', 'write_json', 'read_json', 'read_jsonl', 'write_jsonl',
            'read_table_lines', 'read_table', 'write_table', 'check_rows', 'check_outputs', 'seed_everything',
            'package_versions', 'project_root', 'git_commit', 'device_info', 'run_record', 'RunRecord',
-           'write_record_beside', 'record_name', 'progress', 'default_device', 'benchmarks_dir', 'cache_dir',
-           'corpus_dir', 'process_rank', 'is_main_process', 'wait_for_everyone', 'hub_offline', 'hub_reachable',
-           'load_hub_dataset', 'env_info']
+           'write_record_beside', 'record_name', 'portable_path', 'portable', 'write_record', 'progress',
+           'default_device', 'benchmarks_dir', 'cache_dir', 'corpus_dir', 'process_rank', 'is_main_process',
+           'wait_for_everyone', 'hub_offline', 'hub_reachable', 'load_hub_dataset', 'env_info']
 
 # %% ../nbs/00_core.ipynb #c005
 class SbnbError(Exception):
@@ -540,21 +540,24 @@ class RunRecord:
     "Context manager writing `run.json` (or `name`) into `out_dir` at start and, with end time and status, at exit."
     def __init__(self, out_dir: str | Path, config: Any = None, seed: int | None = None, name: str = "run.json", **extra):
         self.path = Path(out_dir)/name
-        self.record = run_record(config, seed, **extra)
+        self.record = portable(run_record(config, seed, **extra), self.path.parent)  # portable already: callers may write it
+    def write(self) -> Path:
+        "Write the record now (its paths made portable), e.g. after adding a field mid-run."
+        return write_record(self.path, self.record)
     def __enter__(self):
         self.record["status"] = "running"
-        write_json(self.path, self.record)
+        self.write()
         return self
     def __exit__(self, et, ev, tb):
         self.record.update(end=_now(), status="ok" if et is None else f"failed: {et.__name__}")
-        write_json(self.path, self.record)
+        self.write()
         return False
 
 
 def write_record_beside(out_file: str | Path, record: dict) -> Path:
     "Write the run record of a command whose output is the file `out_file` beside it (`record_name`), once the output is written."
     out_file = Path(out_file)
-    return write_json(out_file.parent/record_name(out_file), {**record, "outputs": [out_file.name], "status": "ok", "end": _now()})
+    return write_record(out_file.parent/record_name(out_file), {**record, "outputs": [out_file.name], "status": "ok", "end": _now()})
 
 def record_name(out_file: str | Path) -> str:
     "'run.json', unless the folder's run.json records another command or output; then 'run-<file name>.json' (nothing is overwritten)."
@@ -564,6 +567,44 @@ def record_name(out_file: str | Path) -> str:
     try: prev = json.loads(rec.read_text())
     except (OSError, ValueError): prev = {}
     return "run.json" if prev.get("outputs") == [out_file.name] else f"run-{out_file.name}.json"
+
+# %% ../nbs/00_core.ipynb #c037b
+_ABS_PATH = re.compile(r"(/|[A-Za-z]:[\\/])[^/\\\s]")  # '/x' or 'C:\x' at the start of a string
+
+def _inside(p: str, folder: str | Path | None) -> str | None:
+    "`p` relative to `folder` (posix) when `p` is `folder` or inside it, compared as written, then resolved; else None."
+    if folder is None or os.path.dirname(f := os.path.abspath(folder)) == f: return None  # no folder, or the filesystem root
+    for a, b in ((os.path.abspath(p), f), (os.path.realpath(p), os.path.realpath(f))):
+        try: return Path(a).relative_to(b).as_posix()
+        except ValueError: pass
+    return None
+
+def portable_path(p: str | Path, base: str | Path, root: str | Path | None = None, home: str | Path | None = None) -> str:
+    """`p` as a record in folder `base` writes it: `.`/`./x` inside `base`, `x/y` inside the repository `root` (default
+    `project_root()`), `~/x` under `home` (default the user's), else `../x` from `base`; a relative `p` stays as given."""
+    p = str(p)
+    if not os.path.isabs(p): return p
+    if (r := _inside(p, base)) is not None: return "." if r == "." else f"./{r}"
+    if (r := _inside(p, project_root() if root is None else root)) not in (None, "."): return r
+    if (r := _inside(p, Path.home() if home is None else home)) is not None: return "~" if r == "." else f"~/{r}"
+    try: return Path(os.path.relpath(os.path.realpath(p), os.path.realpath(base))).as_posix()
+    except ValueError: return p  # a Windows path on another drive has no relative form
+
+def portable(obj: Any, base: str | Path, root: str | Path | None = None, home: str | Path | None = None) -> Any:
+    "`obj` as JSON data, every absolute path in it (a whole string, or after `=` as in `--out=/x`) made `portable_path`."
+    def fix(s: str) -> str:
+        if _ABS_PATH.match(s) and "\n" not in s: return portable_path(s, base, root, home)
+        k, eq, v = s.partition("=")
+        return f"{k}={portable_path(v, base, root, home)}" if eq and re.fullmatch(r"[\w.-]+", k) and _ABS_PATH.match(v) else s
+    def walk(o):
+        if isinstance(o, dict): return {k: walk(v) for k, v in o.items()}
+        if isinstance(o, list): return [walk(v) for v in o]
+        return fix(o) if isinstance(o, str) else o
+    return walk(json.loads(json.dumps(obj, default=_json_default)))
+
+def write_record(path: str | Path, record: dict) -> Path:
+    "Write the run record `record` (or any JSON that holds paths) to `path`, its paths made portable from `path`'s folder."
+    return write_json(path, portable(record, Path(path).parent))
 
 # %% ../nbs/00_core.ipynb #c040
 def progress(iterable: Iterable | None = None, desc: str | None = None, total: int | None = None, **kw):

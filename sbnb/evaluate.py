@@ -9,7 +9,7 @@ import numpy as np
 from pathlib import Path
 from typing import Iterable, Literal, Sequence
 from .core import (SbnbError, Config, RunRecord, progress, project_root, read_json,
-                       read_jsonl, write_json, write_jsonl, atomic_write, check_outputs, HelpFormatter)
+                       read_jsonl, write_record, write_jsonl, atomic_write, check_outputs, HelpFormatter)
 from .models import training_prompt_style, model_record
 from .answers import extract_answer, answers_match, ABS_TOL, REL_TOL
 from .benchmarks import (check_benchmarks, load_benchmark,
@@ -199,9 +199,9 @@ def evaluate(model, tokenizer, benchmarks: str | Sequence[str] | dict[str, list[
             write_jsonl(out_dir/f"{name}.jsonl", recs)
             summary["benchmarks"][name] = dict(summarize(recs), **({} if joint else {"seconds": round(time.time() - t0, 2)}),
                                                file=f"{name}.jsonl")
-            write_json(out_dir/"summary.json", summary)  # after each benchmark: partial results survive a crash
+            write_record(out_dir/"summary.json", summary)  # after each benchmark: partial results survive a crash
         summary["seconds"] = round(time.time() - t_all, 2)
-        write_json(out_dir/"summary.json", summary)
+        write_record(out_dir/"summary.json", summary)
         atomic_write(out_dir/"summary.md", summary_markdown(summary))
     return summary
 

@@ -8,7 +8,8 @@ import dataclasses, hashlib, json, shutil, time
 from pathlib import Path
 from typing import Callable, Iterable, Literal, Sequence
 from .core import (Config, SbnbError, read_json, write_json, run_record,
-                       progress, default_device, read_table, write_table, check_rows, check_outputs, HelpFormatter, write_record_beside)
+                       progress, default_device, read_table, write_table, check_rows, check_outputs, HelpFormatter, write_record_beside,
+                       write_record)
 from .models import find_checkpoints, load_tokenizer, load_model, training_prompt_style, model_record
 from .data import tokenize_example, Collator, read_examples
 from .benchmarks import DEFAULT_PROMPT_STYLE
@@ -191,7 +192,7 @@ def profile_checkpoints(checkpoints: str | Path | Sequence, examples: Sequence[d
         if paths and (Path(paths[0])/"config.json").exists():
             mc = read_json(Path(paths[0])/"config.json")
             model_name = mc.get("_name_or_path") or (mc.get("architectures") or [None])[0]
-        write_json(f"{out}.meta.json", run_record(cfg, None, steps=[s for s, _ in ckpts], checkpoints=[i["checkpoint"] for i in info],
+        write_record(f"{out}.meta.json", run_record(cfg, None, steps=[s for s, _ in ckpts], checkpoints=[i["checkpoint"] for i in info],
                                                    model=first or {"spec": model_name}, n_examples=len(ids), fingerprint=fp,
                                                    timing=[{k: v for k, v in i.items() if k != "checkpoint"} for i in info]))
         if part is not None and part.exists(): shutil.rmtree(part)
@@ -223,7 +224,7 @@ class TrajectoryRecorder:
     def save(self, out: str | Path, **meta) -> Path:
         "Write the rows to `out` (.jsonl/.parquet) and `<out>.meta.json` with the steps and the run record."
         out = write_rows(self.rows(), out)
-        write_json(f"{out}.meta.json", run_record(self.config, None, steps=self.steps, n_examples=len(self.ids), **meta))
+        write_record(f"{out}.meta.json", run_record(self.config, None, steps=self.steps, n_examples=len(self.ids), **meta))
         return out
 
 def trajectory_callback(recorder: TrajectoryRecorder, every: int = 500, out: str | Path | None = None, at_start: bool = True,
@@ -262,7 +263,7 @@ def _profile_cmd(args) -> int:
         ckpts = [(0, m0)] + (find_checkpoints(args.checkpoints) if args.checkpoints else [])
     rows = profile_checkpoints(ckpts, examples, args.out, tokenizer=tokenizer, config=cfg)
     meta = read_json(f"{args.out}.meta.json")
-    if args.model is not None: write_json(f"{args.out}.meta.json", meta := {**meta, "model": model_record(m0, args.model)})
+    if args.model is not None: write_record(f"{args.out}.meta.json", meta := {**meta, "model": model_record(m0, args.model)})
     write_record_beside(args.out, meta)
     steps = meta["steps"]
     print(f"profiled {len(rows)} examples at {len(steps)} checkpoints (steps {steps}); wrote {args.out}")

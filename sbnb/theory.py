@@ -6,7 +6,7 @@
 from __future__ import annotations
 import dataclasses, math, time
 from typing import TYPE_CHECKING, Any, Literal
-from .core import Config, SbnbError, HelpFormatter, choices, write_json, run_record, progress
+from .core import Config, SbnbError, HelpFormatter, choices, write_record, run_record, progress
 from .select import select, UpsampleConfig
 if TYPE_CHECKING: import torch  # for annotations only: torch is imported where the model runs, so the theory loads light
 
@@ -648,6 +648,6 @@ def _simulate_cmd(args) -> int:
     cfg = SimConfig.from_dict({key: getattr(args, key) for _, (key, _) in _FLAGS.items()}, where="sbnb simulate")
     res = simulate(cfg, show_progress=not args.no_progress)
     res["run"] = run_record(cfg, cfg.seed)
-    write_json(args.out, res)
+    write_record(args.out, res)  # the run's paths relative to the results file
     print(_summary(res, args.out))
     return 0

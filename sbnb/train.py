@@ -8,7 +8,7 @@ import contextlib, dataclasses, functools, os, resource, sys, time
 from pathlib import Path
 from typing import Literal, Sequence
 from .core import (Config, config_from_args, SbnbError, RunRecord, read_json, write_json, seed_everything, HelpFormatter,
-                       check_outputs, process_rank, wait_for_everyone)
+                       write_record, check_outputs, process_rank, wait_for_everyone)
 from .optim import OptimConfig, OPTIMIZERS, SAM_BASES, SAM, build_optimizer
 from .models import (MODELS, TINY_MODELS, model_spec, load_tokenizer, load_model, find_checkpoints, readable, model_record)
 from .data import tokenize_rows, Collator
@@ -299,7 +299,7 @@ def train(cfg: TrainConfig, rows: Sequence[dict] | None = None, counts: Sequence
     out.mkdir(parents=True, exist_ok=True)
     record = RunRecord(out, cfg, cfg.seed, model=model_record(model, cfg.model, cfg.init)) if main else contextlib.nullcontext(None)
     with record as rec:  # files from rank 0 only
-        if main: write_json(out/"train_config.json", cfg.to_dict())
+        if main: write_record(out/"train_config.json", cfg.to_dict())  # its paths as the run record writes them
         if cfg.lora:
             if gc: model.enable_input_require_grads()  # checkpointed blocks need an input that requires grad
             model = lora_model(model, cfg)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 import numpy as np
 from .core import (SbnbError, atomic_write, write_json, run_record, read_table_lines, write_table, check_rows, write_record_beside,
-                       check_outputs, choices as _choices, HelpFormatter as _HelpFormatter)
+                       write_record, check_outputs, choices as _choices, HelpFormatter as _HelpFormatter)
 from .select import (UpsampleConfig, Selection, select, planted_trajectories)
 
 # %% auto #0
@@ -288,7 +288,7 @@ def _upsample_cmd(args) -> int:
     else: write_table(rows, out)
     rec = run_record(cfg, cfg.seed, data=str(args.data), trajectories=str(args.trajectories), out=str(out), stats=stats,
                      counts=sel.counts())
-    write_json(f"{out}.meta.json", rec)
+    write_record(f"{out}.meta.json", rec)
     write_record_beside(out, rec)
     if args.report: write_report(sel, args.report, stats)
     print(sel.summary())

@@ -361,11 +361,8 @@ def test_cli_eval_reads_the_benchmark_folder(tiny, tmp_path, capsys, monkeypatch
         "svamp": 3,
     }
     m = read_json(tmp_path / "ev" / "run.json")["model"]  # the run record names the model as resolved, and its size
-    assert (m["kind"], m["folder"], m["parameters"]) == (
-        "folder",
-        str(mdir.resolve()),
-        sum(p.numel() for p in model.parameters()),
-    )
+    assert (m["kind"], m["parameters"]) == ("folder", sum(p.numel() for p in model.parameters()))
+    assert not os.path.isabs(m["folder"]) and (tmp_path / "ev" / m["folder"]).resolve() == mdir.resolve()  # portable
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from sbnb.core import SbnbError, read_json, read_jsonl, write_jsonl
+from sbnb.core import SbnbError, portable_path, read_json, read_jsonl, write_jsonl
 from sbnb.data import tokenize_example
 import sbnb.profile as P
 from sbnb.profile import (
@@ -329,10 +329,11 @@ def test_cli(setup, tmp_path, capsys):
     for rec in (read_json(tmp_path / "m.jsonl.meta.json"), read_json(tmp_path / "run-m.jsonl.json")):
         m = rec["model"]
         assert (m["spec"], m["kind"], m["architecture"]) == (
-            str(root / "run" / "checkpoint-50"),
+            portable_path(root / "run" / "checkpoint-50", tmp_path),  # relative to the record's folder
             "folder",
             "LlamaForCausalLM",
         )
+        assert (tmp_path / m["spec"]).resolve() == (root / "run" / "checkpoint-50").resolve()
 
 
 def test_list_of_models_and_paths(setup, tmp_path):
