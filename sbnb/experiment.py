@@ -515,6 +515,14 @@ def _design(cfg: ExperimentConfig, inputs: RunInputs, data: dict, work: Path, se
     return design, extra, cfg.replace(seeds=n, order=order)
 
 # %% ../nbs/80_experiment.ipynb #c016c
+def _rebased(block, was: Path, now: Path):
+    "A record block written in folder `was` (its `./x` and `../x` paths relative to it) as a record in `now` writes it."
+    from sbnb.core import portable
+    if not isinstance(block, dict): return block
+    fix = lambda v: str((was/v).resolve()) if isinstance(v, str) and (v.startswith("./") or v.startswith("../")) else v
+    return portable({k: fix(v) for k, v in block.items()}, now)
+
+
 def run_experiment(cfg: ExperimentConfig, out: str | Path = "runs", name: str | None = None, proxy_dir: str | Path | None = None,
                    resume: bool = False) -> Path:
     """Run the whole experiment for `cfg`; returns the run folder with tables, plots, comparisons and the run record.
@@ -564,7 +572,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path = "runs", name: str | 
             design, extra, eff = _design(cfg, inputs, data, work, select_for, root)
             if main:
                 rr.record["design"] = design
-                write_json(rr.path, rr.record)  # in the run record before the remaining replicates run
+                rr.write()  # in the run record before the remaining replicates run
         sels, diag, proxies, sels_by = select_for(eff.seeds)
         jobs = target_jobs(eff, inputs, data, sels, work, sels_by)
         wait_for_everyone()  # the augmented data rank 0 wrote
@@ -582,7 +590,8 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path = "runs", name: str | 
             made = {k: v for k, v in read_json(data["dir"]/"done.json").items() if k != "config"}  # e.g. MathInstruct's counts
             rr.record.update(data_counts={s: len(data[s]) for s in ("train",) + EVAL_SPLITS}, base_steps=inputs.base_steps,
                              n_runs=len(results), wall_minutes=wall, job_minutes=jobs_min,
-                             model=read_json(first).get("model") if first.exists() else None, **({"data_made": made} if made else {}))
+                             model=_rebased(read_json(first).get("model"), first.parent, root) if first.exists() else None,
+                             **({"data_made": made} if made else {}))
     wait_for_everyone()
     return root
 

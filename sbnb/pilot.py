@@ -8,7 +8,7 @@ from pathlib import Path
 import sys
 from typing import Sequence
 import numpy as np
-from .core import SbnbError, RunRecord, read_json, write_json, write_jsonl, atomic_write
+from .core import SbnbError, RunRecord, read_json, write_json, write_jsonl, write_record, atomic_write
 from .analysis import to_markdown
 from .expconfig import ExperimentConfig, experiment_key
 from .expdata import EVAL_SPLITS, experiment_data, eval_rows, probe_rows
@@ -209,7 +209,7 @@ def run_pilot(cfg: ExperimentConfig, out: str | Path = "runs", name: str | None 
                  "swap_hard": [s for s, c in calib.items() if c["swap"]],
                  "plateaued": {o: any(r["meets"] for r in chosen if r["optimizer"] == o) for o in picks},
                  "on_edge": {o: picks[o] in (min(lrs[o]), max(lrs[o])) for o in picks}, "runs": table}
-        write_json(root/f"{stem}.json", pilot)
+        write_record(root/f"{stem}.json", pilot)  # its paths (a model folder) portable
         atomic_write(root/f"{stem}.md", pilot_markdown(pilot))
     return root
 

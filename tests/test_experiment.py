@@ -318,8 +318,10 @@ def test_paper_preset_on_two_processes_equals_one(mathinstruct_file, tmp_path, s
 def test_llm_cpu_path_on_a_saved_tiny_twin_and_resume_across_commits(tmp_path, monkeypatch, sample_benchmarks):
     """The llm-cpu code path in seconds: a saved random tiny-smollm2 folder as the shared start (so the step-0 evaluation is
     shared: teacher-forced and by generation), SmolLM2's tokenizer and chat turns, LoRA on every linear layer, the curve on a
-    subset, the GSM8K floor check (the shipped sample's rows) on the start and on adamw seed 0. Then `--resume` keeps the
-    finished runs of the same config from another cache key (another commit), retraining nothing."""
+    subset, the GSM8K floor check (the shipped sample's rows) on the start and on adamw seed 0; the design (both orders on
+    the first 2 replicates, the order with the smaller spread kept, the number of replicates from their spread, in run.json
+    before the last replicate runs) and the other measures of every comparison. Then `--resume` keeps the finished runs of
+    the same config from another cache key (another commit), retraining nothing."""
     import shutil
     from sbnb.models import tiny_model, load_tokenizer
 
@@ -337,7 +339,8 @@ def test_llm_cpu_path_on_a_saved_tiny_twin_and_resume_across_commits(tmp_path, m
         "--out",
         str(tmp_path / "out"),
         "--seeds",
-        "2",
+        "3",
+        "design_first=2",
         "steps=4",
         "evals=2",
         "balanced.n_train=16",
@@ -347,6 +350,7 @@ def test_llm_cpu_path_on_a_saved_tiny_twin_and_resume_across_commits(tmp_path, m
         "curve_per_source=2",
         "probe_per_group=2",
         "floor_check=3",
+        "step0_generate=true",
         "floor_max_new_tokens=8",
         "max_new_tokens=8",
     ]
@@ -372,10 +376,42 @@ def test_llm_cpu_path_on_a_saved_tiny_twin_and_resume_across_commits(tmp_path, m
     meta = read_json(root / "cache" / key / "proxy-r0-0" / "traj.jsonl.meta.json")
     assert meta["steps"] == [
         0,
+        2,
         3,
+        4,
         6,
+        7,
         8,
-    ]  # the preset's 3 points over 8 proxy steps (uneven, as its 125), the last one included
+    ]  # the preset's 6 points over 8 proxy steps (uneven, as its 125), the last one included
+    d = rec["design"]
+    assert (
+        set(d["order"]["spread_pp"]) == {"independent", "coupled"} and d["order"]["chosen"] in d["order"]["spread_pp"]
+    )
+    sp = d["order"]["spread_pp"]
+    assert sp[d["order"]["chosen"]] == min(sp.values())  # the smaller paired spread is kept
+    n = d["replicates"]["n"]
+    assert 2 <= n <= 3 and {r["seed"] for r in runs} == set(range(n)) and read_json(root / "design.json") == d
+    chosen = d["order"]["chosen"]
+    assert all(r.get("order", "independent") == chosen for r in runs)
+    other = read_jsonl(root / "design_runs.jsonl")  # the order not kept: AdamW and adamw+up on the first 2 replicates
+    assert sorted((r["arm"], r["seed"]) for r in other) == [
+        ("adamw", 0),
+        ("adamw", 1),
+        ("adamw+up", 0),
+        ("adamw+up", 1),
+    ]
+    assert all(r.get("order", "independent") != chosen for r in other)
+    if n == 3:  # the design was in the record before the third replicate trained
+        late = min(p.stat().st_mtime for p in (root / "cache" / key / "runs").glob("*__s2*/result.json"))
+        assert (root / "design.json").stat().st_mtime < late
+    c = read_json(root / "comparisons.json")["comparisons"][0]
+    assert (
+        {"ood", "at_half", "loss"} <= set(c)
+        and c["at_half"]["step"] == [2]
+        and c["loss"]["unit"] == "nats per answer token"
+    )
+    assert all("test_loss" in r["final"] and "loss" in r["evals"][-1]["test"] for r in runs)
+    assert "## The design" in md
     shutil.move(root / "cache" / key, root / "cache" / "another-commit")  # as if the code had moved on since
     stamps = {p: p.stat().st_mtime for p in (root / "cache" / "another-commit" / "runs").glob("*/result.json")}
     assert main(argv + ["--resume"]) == 0
