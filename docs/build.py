@@ -9,11 +9,15 @@
 2. `nbdev_proc_nbs` handles nbdev's directives (#| hide cells vanish, exported code becomes documentation).
 3. Post-process for Sphinx: nbdev's front matter becomes the page title, `show_doc` cells become rendered
    signatures and docstrings, `#| echo/output: false` become myst-nb tags, links point at our own pages; nbdev's
-   links to names that have no heading there (private helpers) become plain code.
-4. Sphinx + myst-nb + furo render the pages; math is typeset by a vendored MathJax 3 (no CDN).
+   links to names that have no heading there point at the name in the API reference, or become plain code
+   (private helpers).
+4. The API reference: a page per module, api/<module>.md, linked to its notebook: the module's docstring, then an
+   autodoc directive per name of its `__all__` (signature and docstring; docs/md_docstrings.py reads the markdown
+   of the docstrings), which also puts every name in the index (genindex.html).
+5. Sphinx + myst-nb + furo render the pages; math is typeset by a vendored MathJax 3 (no CDN).
 """
 
-import argparse, hashlib, importlib, json, os, re, shutil, subprocess, sys
+import argparse, ast, hashlib, importlib, json, os, re, runpy, shutil, subprocess, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -174,6 +178,8 @@ def postprocess(proc: Path, pages: dict):
                     continue
             cells.append(c)
         head = f"# {title}\n\n" + (f"> {desc}\n" if desc else "")
+        if mod:
+            head += f"\nAPI reference: {{py:mod}}`sbnb.{mod}`\n"
         nb["cells"] = [{"cell_type": "markdown", "metadata": {}, "source": head}] + cells
         for i, c in enumerate(nb["cells"]):
             c["id"] = f"c{i:04d}"
@@ -193,17 +199,117 @@ def _anchors(nb):
     return {github_slugify(h) for h in re.findall(r"^#{1,3}\s+(.+?)\s*$", md, re.M)}
 
 
-def unlink_dead_anchors(proc: Path):
-    """Keep nbdev's links to names that have a heading; the rest (private helpers: no show_doc) become plain text."""
+def _definitions(mod: str, body=None) -> dict:
+    """{name: (kind, source of its value or None)} of what `sbnb/<mod>.py` defines or imports from sbnb at top level."""
+    src = (ROOT / "sbnb" / f"{mod}.py").read_text()
+    out = {}
+    for node in ast.parse(src).body if body is None else body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            out[node.name] = ("function", None)
+        elif isinstance(node, ast.ClassDef):
+            out[node.name] = ("class", None)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+            for t in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                both = isinstance(t, ast.Tuple) and isinstance(node.value, ast.Tuple)
+                for t, v in zip(t.elts, node.value.elts) if both else [(t, node.value)]:  # `a, b = f, g`: aliases
+                    if isinstance(t, ast.Name) and isinstance(v, ast.Name):
+                        out[t.id] = ("alias", v.id)
+                    elif isinstance(t, ast.Name):
+                        out[t.id] = ("data", ast.get_source_segment(src, v))
+        elif isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+            for a in node.names:
+                out[a.asname or a.name] = ("from", (node.module, a.name))
+        elif isinstance(node, (ast.If, ast.Try)):
+            out |= _definitions(mod, node.body + getattr(node, "orelse", []))
+    return out
+
+
+def public_names(mod: str) -> list[str]:
+    """The `__all__` of `sbnb.<mod>`, read from its source (nothing is imported)."""
+    tree = ast.parse((ROOT / "sbnb" / f"{mod}.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets):
+            return list(ast.literal_eval(node.value))
+    return []
+
+
+def api_entries(mod: str) -> list[tuple[str, str, str | None]]:
+    """(name, kind, source of its value) of each name of `sbnb.<mod>`'s `__all__`, in its order; kind is what autodoc
+    documents it as (function, class or data), a name imported from another sbnb module being what it is there."""
+    defs, out = _definitions(mod), []
+    for name in public_names(mod):
+        kind, value = defs.get(name, (None, None))
+        while kind in ("from", "alias"):
+            defs_ = _definitions(value[0]) if kind == "from" else defs
+            kind, value = defs_.get(value[1] if kind == "from" else value, (None, None))
+        if kind is None:
+            sys.exit(f"docs: sbnb/{mod}.py: {name} is in __all__, but is neither defined nor imported from sbnb there")
+        out.append((name, kind, value))
+    return out
+
+
+def api_targets(pages: dict) -> dict:
+    """{(notebook page, anchor) of an nbdev link: the public sbnb name it names, as autodoc ids it}, from _modidx."""
+    out = {}
+    for mod, syms in runpy.run_path(str(ROOT / "sbnb" / "_modidx.py"))["d"]["syms"].items():
+        public = set(public_names(mod.removeprefix("sbnb.")))
+        for name, (url, _) in syms.items():
+            path = name.removeprefix(mod + ".").split(".")
+            page, _, anchor = url.partition("#")
+            if page in pages and path[0] in public and not any(p.startswith("_") for p in path):
+                out[pages[page], anchor] = name
+    return out
+
+
+def unlink_dead_anchors(proc: Path, api: dict):
+    """Keep nbdev's links to names that have a heading; a public name without one links to its entry in the API
+    reference (`api`: see `api_targets`); the rest (private helpers: no show_doc) become plain text."""
     nbs = {p.name: json.loads(p.read_text()) for p in sorted(proc.glob("*.ipynb"))}
     anchors = {name: _anchors(nb) for name, nb in nbs.items()}
     link = re.compile(r"\[([^\]]+)\]\((\d\w*\.ipynb)#([^)\s]+)\)")
-    keep = lambda m: m[0] if m[3] in anchors.get(m[2], ()) else m[1]
+
+    def keep(m):
+        if m[3] in anchors.get(m[2], ()):
+            return m[0]
+        if (m[2], m[3]) in api:
+            return f"{{py:obj}}`{m[1].strip('`')} <{api[m[2], m[3]]}>`"
+        return m[1]
+
     for name, nb in nbs.items():
         for c in nb["cells"]:
             if c["cell_type"] == "markdown":
                 c["source"] = link.sub(keep, _src(c))
         (proc / name).write_text(json.dumps(nb, indent=1))
+
+
+def api_page(mod: str, nb: str) -> str:
+    """The API page of `sbnb.<mod>`: its docstring, then each name of its `__all__` (autodoc), linked to `nb`."""
+    rst = [f".. automodule:: sbnb.{mod}", ""]
+    for name, kind, value in api_entries(mod):
+        rst.append(f".. auto{kind}:: sbnb.{mod}.{name}")
+        if kind == "class":  # its fields (config classes have no docstrings for them) and methods, as in the source
+            rst += ["   :members:", "   :undoc-members:", "   :member-order: bysource"]
+        if kind == "data" and len(value) > 60:  # a table (a dict of presets, a registry): its notebook shows it
+            rst.append("   :no-value:")
+        rst.append("")
+    return (
+        f"# sbnb.{mod}\n\nThe public names of `sbnb.{mod}` (its `__all__`), in the order of its notebook, "
+        f"[nbs/{nb}](../{nb}), which shows each at work.\n\n```{{eval-rst}}\n" + "\n".join(rst) + "```\n"
+    )
+
+
+def api_pages(src: Path, modules: dict):
+    """The API reference: api/index.md and a page per module (`modules`: {module: its notebook's file name})."""
+    api = src / "api"
+    api.mkdir()
+    for mod, nb in modules.items():
+        (api / f"{mod}.md").write_text(api_page(mod, nb))
+    toc = "\n".join(modules)
+    (api / "index.md").write_text(
+        "# API reference\n\nA page per module of `sbnb`: its public names with their signatures and docstrings. "
+        "Every name is in the {ref}`genindex`, every module in the {ref}`modindex`.\n\n"
+        f"```{{toctree}}\n:maxdepth: 1\n\n{toc}\n```\n"
+    )
 
 
 def main():
@@ -246,10 +352,12 @@ def main():
         if m:
             pages[m.group(1)] = p.stem + ".ipynb"
     postprocess(proc, pages)
-    unlink_dead_anchors(proc)
+    unlink_dead_anchors(proc, api_targets(pages))
     src.mkdir(parents=True)
     for p in nbs:
         shutil.copy(p, src / p.name)
+    modules = {m: p.name for p in nbs if (m := _default_exp(json.loads((ROOT / "nbs" / p.name).read_text())))}
+    api_pages(src, modules)
     # README is the home page; its links into nbs/ point at the rendered pages.
     readme = (ROOT / "README.md").read_text()
     readme = re.sub(r"\(nbs/(\d\w*)\.ipynb\)", r"(\1.ipynb)", readme)
@@ -272,7 +380,10 @@ def main():
         readme,
     )
     toc = "\n".join(p.stem for p in nbs)
-    (src / "index.md").write_text(readme + f"\n\n```{{toctree}}\n:hidden:\n:maxdepth: 1\n\n{toc}\n```\n")
+    (src / "index.md").write_text(
+        readme + f"\n\n```{{toctree}}\n:hidden:\n:maxdepth: 1\n\n{toc}\n```\n"
+        "\n```{toctree}\n:hidden:\n:caption: Reference\n\napi/index\n```\n"
+    )
     # Figures that notebooks embed by relative path (e.g. results/...) travel with the pages.
     r = subprocess.run([str(BIN / "sphinx-build"), "-q", "-b", "html", "-c", str(DOCS), str(src), a.out], cwd=ROOT)
     if r.returncode:

@@ -1,9 +1,12 @@
 # Sphinx configuration for the sbnb documentation site (built by docs/build.py; see `make docs`).
-import configparser
+import configparser, sys
 from pathlib import Path
 
+_docs = Path(__file__).resolve().parent
+# The API pages document this checkout's sbnb (whichever one the environment installed); md_docstrings lives here.
+sys.path[:0] = [str(_docs.parent), str(_docs)]
 _ini = configparser.ConfigParser(delimiters=["="])
-_ini.read(Path(__file__).resolve().parents[1] / "settings.ini")
+_ini.read(_docs.parent / "settings.ini")
 _cfg = _ini["DEFAULT"]
 
 project = "sbnb"
@@ -11,7 +14,7 @@ author = _cfg["author"]
 copyright = _cfg["copyright"]
 release = version = _cfg["version"]
 
-extensions = ["myst_nb"]
+extensions = ["myst_nb", "sphinx.ext.autodoc", "md_docstrings"]
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "attrs_inline"]
 # `$$...$$` inside a paragraph is display math, as in Jupyter, GitHub and Quarto (MyST otherwise reads `$$x$$` as
 # `$` + inline `$x$` + `$`, leaving raw TeX and MathJax errors such as "Misplaced &" on the page).
@@ -43,3 +46,7 @@ mathjax3_config = {
 }
 html_copy_source = False
 html_show_sourcelink = False
+
+# The API reference: docs/build.py writes api/<module>.md, an autodoc directive per name of the module's `__all__`.
+autodoc_preserve_defaults = True  # defaults as written (`Path("runs")`), not the repr of the value
+add_module_names = False  # `select(...)` on the page of sbnb.select; the index still names the module

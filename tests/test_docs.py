@@ -1,13 +1,16 @@
 """The documentation site as a user builds it (`make docs`) and reads it (headless Chromium on 127.0.0.1).
 
 The build runs the command of the Makefile's `docs` target into a temporary folder with a fresh cache, so every
-notebook without outputs is executed, as on a fresh clone (3 to 4 minutes on 2 shared cores). The browser tests
+notebook without outputs is executed, as on a fresh clone (3 to 4 minutes on 2 shared cores). The API reference
+is checked on a build without execution (`--no-execute`, under a minute): it documents the modules, not outputs.
+The browser tests
 open every page in Debian's `chromium` (.ci/run installs it) and fail on MathJax errors, untypeset or raw TeX,
 figures that do not load and requests that leave 127.0.0.1. The summary tests compare each page's summary and each
 module's docstring with the full `>` summary of its notebook (nbdev keeps only that blockquote's first line).
 """
 
-import ast, functools, html, http.server, json, posixpath, re, shutil, subprocess, sys, tempfile
+import ast, functools, html, http.server, importlib, importlib.util, inspect, json, posixpath, re, shutil, subprocess
+import sys, tempfile
 import threading, time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -54,7 +57,8 @@ def site(build):
 
 
 def _pages(site):
-    return {p.name: p.read_text() for p in site.glob("*.html")}
+    """{path in the site: HTML} of every page, the API reference's (api/...) included."""
+    return {p.relative_to(site).as_posix(): p.read_text() for p in site.rglob("*.html")}
 
 
 def test_make_docs_renders_every_page(build):
@@ -135,6 +139,96 @@ def test_pages_follow_notebook_numbering(site):
 def test_exported_functions_show_signature_and_docstring(site):
     page = (site / "00_core.html").read_text()
     assert 'id="write_json"' in page and "Write <code" in page and "obj" in page
+
+
+# ---- the API reference: a page per module (autodoc), every public name in the index
+
+
+def _docs_module(name):
+    """docs/<name>.py, imported by path (`build` would also name PyPA's build package)."""
+    spec = importlib.util.spec_from_file_location(f"docs_{name}", ROOT / "docs" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+API_MODULES = ["select", "upsample", "profile", "train", "evaluate"]  # the pipeline's modules (the issue's list)
+
+
+def public_functions(mod: str) -> list[str]:
+    """The functions of `sbnb.<mod>.__all__` (a cached or imported function counts)."""
+    m = importlib.import_module(f"sbnb.{mod}")
+    return [n for n in m.__all__ if inspect.isfunction(inspect.unwrap(getattr(m, n)))]
+
+
+@pytest.fixture(scope="module")
+def api_site(tmp_path_factory):
+    """The site built without executing notebooks (the API pages do not depend on outputs): (folder, process)."""
+    out = tmp_path_factory.mktemp("api_site")
+    cmd = docs_command() + ["--no-execute", "--out", str(out)]
+    return out, subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
+
+
+def test_api_reference_has_a_page_per_module(api_site):
+    out, r = api_site
+    assert r.returncode == 0, f"docs/build.py --no-execute failed ({r.returncode}):\n{r.stderr[-3000:]}"
+    warned = [l for l in (r.stdout + r.stderr).splitlines() if re.search(r"WARNING|ERROR", l) and "docstring" in l]
+    assert not warned, "docstrings that autodoc could not read:\n" + "\n".join(warned)
+    contents = (out / "api" / "index.html").read_text()
+    for m in MODULES:
+        page = out / "api" / f"{m.stem}.html"
+        assert page.exists(), f"no API page for sbnb.{m.stem}"
+        assert f'id="module-sbnb.{m.stem}"' in page.read_text(), f"api/{m.stem}.html does not document sbnb.{m.stem}"
+        assert f'href="{m.stem}.html"' in contents, f"the API reference's contents do not list sbnb.{m.stem}"
+    assert 'href="api/index.html"' in (out / "index.html").read_text(), "the home page does not lead to the API"
+
+
+@pytest.mark.parametrize("mod", API_MODULES)
+def test_index_lists_every_public_function(mod, api_site):
+    """Each function of `__all__` is documented as a function on its module's page, and the index links to it."""
+    out, r = api_site
+    assert r.returncode == 0, f"docs/build.py --no-execute failed ({r.returncode}):\n{r.stderr[-3000:]}"
+    index, page = (out / "genindex.html").read_text(), (out / "api" / f"{mod}.html").read_text()
+    names = public_functions(mod)
+    assert names, f"sbnb.{mod} has no public functions?"
+    documented = [n for n in names if re.search(rf'<dl class="py function">\s*<dt[^>]*\bid="sbnb\.{mod}\.{n}"', page)]
+    indexed = [n for n in names if f'href="api/{mod}.html#sbnb.{mod}.{n}"' in index]
+    assert documented == names, f"api/{mod}.html does not document {sorted(set(names) - set(documented))}"
+    assert indexed == names, f"genindex.html does not list {sorted(set(names) - set(indexed))}"
+
+
+def test_every_public_name_has_an_api_entry():
+    """Every name of every module's `__all__` gets an autodoc directive of the kind it is (read from the source)."""
+    build = _docs_module("build")
+    kinds = {
+        "function": inspect.isfunction,
+        "class": inspect.isclass,
+        "data": lambda o: not (inspect.isclass(o) or inspect.isroutine(o)),
+    }
+    for m in MODULES:
+        mod = importlib.import_module(f"sbnb.{m.stem}")
+        entries = build.api_entries(m.stem)
+        assert [n for n, _, _ in entries] == list(mod.__all__)
+        wrong = [(n, k) for n, k, _ in entries if not kinds[k](inspect.unwrap(getattr(mod, n)))]
+        assert not wrong, f"sbnb.{m.stem}: documented as the wrong kind: {wrong}"
+    assert ("read_rows", "function") in [e[:2] for e in build.api_entries("profile")]  # `read_rows = read_table`
+
+
+def test_markdown_docstrings_become_rest():
+    """Docstrings are markdown; autodoc reads reST (docs/md_docstrings.py converts, links public names)."""
+    import sbnb.select  # noqa: F401 (names resolve against imported modules, as under autodoc)
+
+    md = _docs_module("md_docstrings").md_to_rst
+    assert md("Per id, `config.factor` if selected", "sbnb.select") == "Per id, ``config.factor`` if selected"
+    assert md("by `select()`; see `sbnb.select.Selection`.", "sbnb.upsample") == (
+        "by ``select()``; see :py:obj:`sbnb.select.Selection <sbnb.select.Selection>`."
+    )
+    assert md("`Selection`s and ±`m`", "sbnb.select") == ":py:obj:`Selection <sbnb.select.Selection>`\\ s and ±\\ ``m``"
+    assert md("the `sbnb.select` module") == "the :py:mod:`sbnb.select <sbnb.select>` module"
+    assert md("|a ∩ b| / |a ∪ b|") == "\\|a ∩ b\\| / \\|a ∪ b\\|"
+    assert md("the *restricted* mean; picks marked *.") == "the *restricted* mean; picks marked \\*."
+    assert md("Γ* = N((N+1)Λ)⁻¹, a * b") == "Γ\\* = N((N+1)Λ)⁻¹, a \\* b"
+    assert md("`\\boxed{}` or \\fbox, name_ or _x") == "``\\boxed{}`` or \\\\fbox, name\\_ or _x"
 
 
 # ---- summaries: nbdev keeps the first line of the `>` blockquote (page summary and module docstring)
