@@ -17,12 +17,20 @@ COMMAND_MODULES: list[str] = ["sbnb.benchmarks", "sbnb.data", "sbnb.corpus", "sb
 _Formatter = HelpFormatter  # each default once, examples' line breaks kept
 
 _STEPS = """the method, step by step (each command's --help ends with examples):
-  sbnb data generate   the embedded procedural math corpus        (or bring any JSONL/Parquet with id, source, instruction, output)
-  sbnb train           fine-tune a proxy (save checkpoints)        sbnb train --data train.jsonl --out runs/proxy --save-steps 50
-  sbnb profile         every example's loss at each checkpoint     sbnb profile --checkpoints runs/proxy --data train.jsonl --out traj.jsonl
-  sbnb upsample        repeat the slow-learned examples            sbnb upsample --data train.jsonl --trajectories traj.jsonl --out up.jsonl
-  sbnb train           fine-tune the target on the new mix         sbnb train --data up.jsonl --out runs/target
-  sbnb eval            zero-shot accuracy on the benchmarks        sbnb eval --model runs/target --out eval/
+  sbnb data generate   the embedded procedural math corpus (or bring any JSONL/Parquet with id, source, instruction, output)
+  sbnb train           fine-tune a proxy (save checkpoints)
+  sbnb profile         every example's loss at each checkpoint
+  sbnb upsample        repeat the slow-learned examples (the paper's recipe; copies get new ids and a copy_of field)
+  sbnb train           fine-tune the target on the new mix
+  sbnb eval            zero-shot accuracy on the benchmarks
+the same, run in an empty folder:
+  sbnb data generate --preset smoke --out corpus
+  sbnb train --data corpus/train.jsonl --out runs/proxy --save-steps 50
+  sbnb profile --checkpoints runs/proxy --data corpus/train.jsonl --out traj.jsonl
+  sbnb upsample --data corpus/train.jsonl --trajectories traj.jsonl --out corpus/up.jsonl --report up_report
+  sbnb train --data corpus/up.jsonl --out runs/target
+  sbnb eval --model runs/target --data-dir corpus --out eval
+without copies: sbnb upsample ... --mode weights --out weights.json, then sbnb train --data corpus/train.jsonl --weights weights.json
 the real math benchmarks (gsm8k, math, ...): sbnb benchmarks fetch (or --from DIR offline), then sbnb benchmarks list
 or all of it, with controls and seeds: sbnb experiment --preset smoke"""
 

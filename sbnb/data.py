@@ -55,9 +55,11 @@ def write_examples(rows: Iterable[dict], path: str | Path) -> Path:
 
 # %% ../nbs/21_data.ipynb #c012
 def to_dataset(rows: Iterable[dict]):
-    "A `datasets.Dataset` of validated examples."
+    "A `datasets.Dataset` of validated examples, with every field any row has (null where a row lacks it)."
     from datasets import Dataset
-    return Dataset.from_list(validate_examples(rows, "to_dataset"))
+    rows = validate_examples(rows, "to_dataset")
+    cols = list(dict.fromkeys(k for r in rows for k in r))  # `Dataset.from_list` would keep only the first row's fields
+    return Dataset.from_dict({k: [r.get(k) for r in rows] for k in cols})
 
 def from_dataset(ds) -> list[dict]:
     "Validated example dicts from a `datasets.Dataset` (null extra fields, Arrow's filler, are dropped)."
@@ -346,6 +348,8 @@ def _cli_show(args) -> int:
     print(f"{args.path}: {len(rows)} examples")
     for s, n in sorted(Counter(r["source"] for r in rows).items()): print(f"  {s}: {n}")
     for r in rows[:args.n]: print(json.dumps({k: r.get(k) for k in SCHEMA_FIELDS}, ensure_ascii=False))
+    copies = sum(1 for r in rows if r.get("copy_of"))
+    if copies: print(f"note: {copies} rows are copies that `sbnb upsample` added (field copy_of names each one's original)")
     if any(r.get("answer_reversed") for r in rows):
         print("note: rows with answer_reversed=true write their integer answer in 'output' least-significant digit first "
               "(e.g. 122 as 221), which tiny models learn faster; 'answer' holds the normal answer.")

@@ -4,15 +4,16 @@
 
 # %% ../nbs/02_select.ipynb #c002
 from __future__ import annotations
-import dataclasses, math
+import dataclasses, math, sys
 from pathlib import Path
 from typing import Literal, Sequence
 import numpy as np
 from .core import Config, SbnbError, read_table_lines, check_rows
 
 # %% auto #0
-__all__ = ['RECIPES', 'AUTHORS_MIN', 'UpsampleConfig', 'trajectory_features', 'remaining_fraction', 'SourceReport', 'Selection',
-           'kmeans_labels', 'select', 'planted_trajectories', 'random_selection', 'small_sources_only']
+__all__ = ['RECIPES', 'PAPER_RECIPE', 'AUTHORS_MIN', 'UpsampleConfig', 'trajectory_features', 'remaining_fraction',
+           'SourceReport', 'Selection', 'kmeans_labels', 'select', 'planted_trajectories', 'random_selection',
+           'small_sources_only']
 
 # %% ../nbs/02_select.ipynb #c005
 RECIPES: dict[str, dict] = {  # named selection recipes: the settings each one fixes
@@ -58,6 +59,9 @@ class UpsampleConfig(Config):
         if self.skip < 0: raise SbnbError(f"skip must be >= 0, got {self.skip}")
         if self.n_init < 1: raise SbnbError(f"n_init must be at least 1, got {self.n_init}")
         if not self.floor > 0: raise SbnbError(f"floor must be positive, got {self.floor}")
+
+
+PAPER_RECIPE = UpsampleConfig(recipe="authors")  # the paper's selection: `select`'s and `sbnb upsample`'s default
 
 # %% ../nbs/02_select.ipynb #c008
 def _losses_matrix(trajectories: Sequence[dict], where: str = "trajectories",
@@ -161,10 +165,19 @@ class Selection:
         return cls(list(d["ids"]), {k: SourceReport(**v) for k, v in d["sources"].items()},
                    UpsampleConfig.from_dict(d["config"]), d.get("method", "slow-cluster"))
     def summary(self) -> str:
-        "A one-line-per-source table."
-        lines = [f"{'source':<24} {'size':>7} {'selected':>8}  clusters        reason"]
+        "A one-line-per-source table, headed by the recipe that chose and ending with what the small-source rule kept whole."
+        c, srcs = self.config, self.sources.values()
+        mean = sum(s.size for s in srcs) / max(1, len(srcs))
+        small = {"mean": f"smaller than the mean source size ({mean:.1f})",
+                 "mean-or-78": f"smaller than the mean source size ({mean:.1f}) or than {AUTHORS_MIN} examples"}[c.small]
+        lines = [f"recipe {c.recipe}: features {c.features}, rule {c.rule}, k-means {c.engine} (k={c.k}); sources {small} "
+                 "are selected whole", f"{'source':<24} {'size':>7} {'selected':>8}  clusters        reason"]
         for k, s in self.sources.items():
             lines.append(f"{k[:24]:<24} {s.size:>7} {len(s.selected):>8}  {str(s.cluster_sizes or '-'):<15} {s.reason}")
+        whole = [s for s in srcs if s.small]
+        if whole:
+            lines.append(f"{len(whole)} of {len(srcs)} sources selected whole by the small-source rule: "
+                         f"{sum(len(s.selected) for s in whole)} of {len(self.ids)} picks; the rest are slow clusters")
         return "\n".join(lines)
 
 # %% ../nbs/02_select.ipynb #c017
@@ -174,7 +187,9 @@ def kmeans_labels(X: np.ndarray, cfg: UpsampleConfig) -> np.ndarray:
     defaults (one start, float32, its seed 1234, centroids fitted on a subsample of 256 points per centroid when the
     source is larger), each row then assigned to its nearest centroid; one thread, so that a rerun gives the same labels."""
     if cfg.engine == "faiss":
-        import faiss
+        try: import faiss
+        except ImportError: raise SbnbError("k-means engine 'faiss' (the paper's recipe, select's default) needs faiss: "
+                                            "pip install faiss-cpu, or choose recipe='logfrac'") from None
         x = np.ascontiguousarray(X, dtype=np.float32)
         threads = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(1)
@@ -210,10 +225,19 @@ def _cluster_source(X: np.ndarray, L: np.ndarray, Lall: np.ndarray, cfg: Upsampl
 AUTHORS_MIN = 78  # the authors' second small-source rule: 2 x 39 points, faiss's minimum per centroid for k = 2
 
 
-def select(trajectories: Sequence[dict] | str | Path, config: UpsampleConfig | None = None) -> Selection:
-    "Per source: small sources whole, else the k-means cluster whose loss fell slowest; mapped by `id`."
-    cfg = config or UpsampleConfig()
+def _is_dataset(x) -> bool:
+    "Whether `x` is a `datasets.Dataset` (datasets is not imported for this: if nothing has imported it, `x` is not one)."
+    m = sys.modules.get("datasets")
+    return m is not None and isinstance(x, m.Dataset)
+
+
+def select(trajectories: Sequence[dict] | str | Path, config: UpsampleConfig | None = PAPER_RECIPE) -> Selection:
+    """Per source: small sources whole, else the k-means cluster whose loss fell slowest; mapped by `id`. `trajectories`:
+    rows {id, source, losses}, a `datasets.Dataset` with those columns, or a .jsonl/.parquet file. `config`: the paper's
+    recipe unless given (`PAPER_RECIPE`, `recipe="authors"`; None means the same; `UpsampleConfig()` is sbnb's `custom`)."""
+    cfg = config or PAPER_RECIPE
     nan_ok = cfg.degenerate == "authors"
+    if _is_dataset(trajectories): trajectories = trajectories.to_list()
     if isinstance(trajectories, (str, Path)):
         pairs = read_table_lines(trajectories)
         ids, sources, Lall = _losses_matrix([r for _, r in pairs], str(trajectories), [i for i, _ in pairs], nan_ok)  # (N, C)
@@ -233,11 +257,13 @@ def select(trajectories: Sequence[dict] | str | Path, config: UpsampleConfig | N
         La = np.nan_to_num(Lall[rows], nan=0.0) if nan_ok else Lall[rows]
         sids, L = [ids[j] for j in rows], Lall[rows, s0:s0 + T]
         base = dict(source=src, size=len(rows), ids=sids, mean_losses=La.mean(0).tolist())
+        bad = int((~np.isfinite(L)).sum()) if nan_ok else 0
+        odd = f"; {bad} NaN or infinite losses read as the authors' code reads them (NaN -> 0, a NaN or infinite ratio -> 1)" if bad else ""
         below_78 = cfg.small == "mean-or-78" and len(rows) < AUTHORS_MIN
         if len(rows) < mean_size or below_78:
             why = (f"{len(rows)} < mean source size {mean_size:.1f}" if len(rows) < mean_size else
                    f"{len(rows)} < {AUTHORS_MIN}, the authors' minimum for k-means (2 x 39 points)")
-            rep = SourceReport(**base, small=True, selected=sids, reason=f"small source ({why}): selected whole")
+            rep = SourceReport(**base, small=True, selected=sids, reason=f"small source ({why}): selected whole{odd}")
         else:
             if len(rows) < cfg.k: raise SbnbError(f"source '{src}' (first id {sids[0]}) has {len(rows)} examples, fewer than k={cfg.k}")
             c = _cluster_source(trajectory_features(L, cfg.features, cfg.floor, cfg.degenerate), L, La, cfg)
@@ -252,6 +278,7 @@ def select(trajectories: Sequence[dict] | str | Path, config: UpsampleConfig | N
                       f"({cfg.rule} scores {sc}); authors' rule picks cluster {c['authors']}"
                       + (" (same)" if c["authors"] == ch else " (different)"))
             if sum(s > 0 for s in c["sizes"]) < 2: reason += "; k-means found a single cluster"
+            reason += odd
             rep = SourceReport(**base, small=False, selected=sel, reason=reason, cluster_sizes=c["sizes"],
                                cluster_mean_losses=c["means"], scores=c["scores"], chosen=ch, authors_choice=c["authors"])
         reports[src] = rep

@@ -10,14 +10,25 @@ from typing import Callable, Sequence
 import numpy as np
 from .core import (SbnbError, atomic_write, write_json, run_record, read_table_lines, write_table, check_rows, write_record_beside,
                        write_record, check_outputs, choices as _choices, HelpFormatter as _HelpFormatter)
-from .select import (UpsampleConfig, Selection, select, planted_trajectories)
+from .select import (UpsampleConfig, Selection, select, planted_trajectories, PAPER_RECIPE, RECIPES, _is_dataset)
 
 # %% auto #0
-__all__ = ['check_coverage', 'upsample', 'upsample_report', 'whole_counts', 'repeat_indices', 'RepeatSampler', 'CoupledSampler',
-           'importance_weights', 'ScheduledSampler', 'upsample_schedule_callback', 'LengthGrouped', 'write_weights',
-           'read_weights', 'plot_selection', 'write_report', 'add_cli']
+__all__ = ['COPY_OF', 'copy_id', 'check_coverage', 'upsample', 'upsample_report', 'whole_counts', 'repeat_indices',
+           'RepeatSampler', 'CoupledSampler', 'importance_weights', 'ScheduledSampler', 'upsample_schedule_callback',
+           'LengthGrouped', 'write_weights', 'read_weights', 'plot_selection', 'write_report', 'add_cli']
 
 # %% ../nbs/24_upsample.ipynb #c007
+COPY_OF = "copy_of"  # the field of an added exact copy that names its original's id (an augmented variant: `augmented_from`)
+
+def copy_id(rid, copy_no: int) -> str:
+    "The id of the `copy_no`-th exact copy of example `rid` (1 for the first extra appearance): `<id>~copy<n>`."
+    return f"{rid}~copy{copy_no}"
+
+def _free_id(rid: str, n: int, seen: set, kind: str = "copy") -> str:
+    "`<rid>~<kind><n>`, with the first n from `n` on that is not in `seen` (a table upsampled twice holds `~copy1` already)."
+    while f"{rid}~{kind}{n}" in seen: n += 1
+    return f"{rid}~{kind}{n}"
+
 def check_coverage(rows: Sequence[dict], selection: Selection, where: str = "data", lines: Sequence[int] | None = None) -> None:
     "Data rows and trajectories must hold the same ids with the same sources; else a `SbnbError` naming `where:line` and the id."
     lines = list(lines) if lines is not None else list(range(1, len(rows) + 1))
@@ -36,13 +47,15 @@ def _augment_seed(seed: int, rid: str, copy_no: int) -> int:
     "A stable 31-bit seed for the `copy_no`-th augmentation of example `rid`."
     return int.from_bytes(hashlib.sha256(f"{seed}:{rid}:{copy_no}".encode()).digest()[:4], "little") & 0x7FFFFFFF
 
-def upsample(rows: Sequence[dict], selection: Selection, augment: Callable | None = None, seed: int | None = None) -> list:
-    "Repeat (materialize), weight (weights: per-row counts) or augment (augment) the selected rows by `selection.config`; nothing is dropped."
+def upsample(rows, selection: Selection, augment: Callable | None = None, seed: int | None = None):
+    """Repeat (materialize), weight (weights: per-row counts) or augment (augment) the selected rows by `selection.config`;
+    nothing is dropped. `rows`: dicts, or a `datasets.Dataset` (then a `Dataset` comes back; weights: a list of counts)."""
     return upsample_report(rows, selection, augment, seed)[0]
 
-def upsample_report(rows: Sequence[dict], selection: Selection, augment: Callable | None = None, seed: int | None = None,
-                    where: str = "data", lines: Sequence[int] | None = None) -> tuple[list, dict]:
+def upsample_report(rows, selection: Selection, augment: Callable | None = None, seed: int | None = None,
+                    where: str = "data", lines: Sequence[int] | None = None) -> tuple:
     "`upsample` plus a dict of counts (rows in/out, selected, augmentations that fell back to exact copies)."
+    if _is_dataset(rows): return _upsample_dataset(rows, selection, augment, seed, where)
     factor, mode = selection.config.factor, selection.config.mode
     if mode == "augment" and augment is None:
         raise SbnbError("mode 'augment' needs an augment(example, seed) function, e.g. sbnb.corpus.augment_example")
@@ -55,20 +68,56 @@ def upsample_report(rows: Sequence[dict], selection: Selection, augment: Callabl
         stats["rows_out"] = sum(counts)
         return counts, stats
     out = [copy.deepcopy(r) for r in rows]
+    seen = {str(r["id"]) for r in rows}
     fn = augment if mode == "augment" else None
     seed = selection.config.seed if seed is None else seed
     for c in range(1, factor):
         for j in chosen:
-            new = None
+            new, rid = None, str(rows[j]["id"])
             if fn is not None:
-                try: new = fn(copy.deepcopy(rows[j]), _augment_seed(seed, str(rows[j]["id"]), c))
+                try: new = fn(copy.deepcopy(rows[j]), _augment_seed(seed, rid, c))
                 except (NotImplementedError, SbnbError) as e:
                     stats.setdefault("fallback_reason", f"{type(e).__name__}: {e}")
-            if new is None:
-                new = copy.deepcopy(rows[j])
+            if new is not None and str(new.get("id", rid)) == rid:  # a variant that kept its original's id
+                new = {**new, "id": _free_id(rid, c, seen, "aug"), "augmented_from": new.get("augmented_from", rid)}
+            if new is None:  # an exact copy: a new id, and the original's in `copy_of`
+                new = {**copy.deepcopy(rows[j]), "id": _free_id(rid, c, seen), COPY_OF: rows[j].get(COPY_OF) or rid}
                 stats["fallback_copies"] += fn is not None
+            if str(new["id"]) in seen:  # only an augment function's own id can repeat one
+                raise SbnbError(f"{where}: the added row for id {rid!r} has id {new['id']!r}, which is already in the data")
+            seen.add(str(new["id"]))
             out.append(new)
     stats["rows_out"] = len(out)
+    return out, stats
+
+def _upsample_dataset(ds, selection: Selection, augment: Callable | None, seed: int | None, where: str) -> tuple:
+    "`upsample_report` for a `datasets.Dataset`: exact copies by Arrow (`select` + `concatenate_datasets`), variants row by row."
+    from datasets import Dataset, Features, Value, concatenate_datasets
+    for c in ("id", "source"):
+        if c not in ds.column_names: raise SbnbError(f"{where}: no column '{c}' (columns: {', '.join(ds.column_names)})")
+    if ds.features["id"] != Value("string"): ds = ds.cast_column("id", Value("string"))  # copies' ids are strings
+    mode, factor = selection.config.mode, selection.config.factor
+    if mode == "augment":  # the augment function works on dicts
+        out, stats = upsample_report(ds.to_list(), selection, augment, seed, where)
+        cols = list(dict.fromkeys(k for r in out for k in r))
+        table = {k: [r.get(k) for r in out] for k in cols}
+        new = Dataset.from_dict({k: table[k] for k in cols if k not in ds.features}).features
+        return Dataset.from_dict(table, features=Features({**ds.features, **new})), stats
+    counts, stats = upsample_report(ds.select_columns(["id", "source"]).to_list(), selection.configured(mode="weights"),
+                                    where=where)
+    if mode == "weights": return counts, stats
+    chosen = [j for j, n in enumerate(counts) if n > 1]
+    base = ds if COPY_OF in ds.column_names else ds.add_column(COPY_OF, [None] * len(ds), feature=Value("string"))
+    cp = base.select([j for _ in range(1, factor) for j in chosen])
+    old, orig = list(cp["id"]), list(cp[COPY_OF])
+    seen, ids = set(ds["id"]) if chosen else set(), []
+    for i, c in zip(old, (c for c in range(1, factor) for _ in chosen)):
+        ids.append(_free_id(i, c, seen))
+        seen.add(ids[-1])
+    cp = (cp.remove_columns(["id", COPY_OF]).add_column("id", ids)
+            .add_column(COPY_OF, [o or i for o, i in zip(orig, old)], feature=Value("string")).select_columns(base.column_names))
+    out = concatenate_datasets([base, cp])
+    stats.update(mode=mode, rows_out=len(out))
     return out, stats
 
 # %% ../nbs/24_upsample.ipynb #c013
@@ -253,20 +302,32 @@ def write_report(selection: Selection, out_dir: str | Path, stats: dict | None =
     out.mkdir(parents=True, exist_ok=True)
     write_json(out/"selection.json", {**selection.to_dict(), "stats": stats or {}})
     atomic_write(out/"selected_ids.txt", "".join(f"{i}\n" for i in selection.ids))
-    lines = [f"# Upsampling selection ({selection.method})", "", f"config: `{json.dumps(selection.config.to_dict())}`", "",
+    head, *_, tail = selection.summary().splitlines()
+    lines = [f"# Upsampling selection ({selection.method})", "", f"config: `{json.dumps(selection.config.to_dict())}`", "", head, "",
              "| source | size | small | cluster sizes | chosen | authors' rule | selected | reason |", "|---|---|---|---|---|---|---|---|"]
     for s in selection.sources.values():
         lines.append(f"| {s.source} | {s.size} | {s.small} | {s.cluster_sizes or '-'} | {'-' if s.chosen is None else s.chosen} | "
                      f"{'-' if s.authors_choice is None else s.authors_choice} | {len(s.selected)} | {s.reason} |")
+    if any(s.small for s in selection.sources.values()): lines += ["", tail]
     if stats: lines += ["", f"stats: `{json.dumps(stats)}`"]
     atomic_write(out/"summary.md", "\n".join(lines) + "\n")
     plot_selection(selection, out/"curves.png")
     return out
 
 # %% ../nbs/24_upsample.ipynb #c025
+def _cli_config(args) -> UpsampleConfig:
+    "The config of `sbnb upsample`: the paper's recipe unless --recipe, --features or --rule says otherwise."
+    recipe = args.recipe or ("custom" if args.features or args.rule else PAPER_RECIPE.recipe)
+    for k in ("features", "rule"):  # a flag a named recipe would overrule is refused, never ignored
+        v = getattr(args, k)
+        if v is not None and recipe in RECIPES and v != RECIPES[recipe][k]:
+            raise SbnbError(f"--{k} {v}: --recipe {recipe} sets {k}={RECIPES[recipe][k]}; use --recipe custom to choose --{k}")
+    given = dict(features=args.features, rule=args.rule)
+    return UpsampleConfig(recipe=recipe, factor=args.factor, first=args.first, skip=args.skip, k=args.k, seed=args.seed,
+                          mode=args.mode, **{k: v for k, v in given.items() if v is not None})
+
 def _upsample_cmd(args) -> int:
-    cfg = UpsampleConfig(recipe=args.recipe, factor=args.factor, features=args.features, first=args.first, skip=args.skip,
-                         k=args.k, seed=args.seed, rule=args.rule, mode=args.mode)
+    cfg = _cli_config(args)
     out = Path(args.out)
     if cfg.mode == "weights" and out.suffix != ".json": raise SbnbError(f"--out {out}: --mode weights writes a .json weights file")
     if cfg.mode != "weights" and out.suffix not in (".jsonl", ".parquet"):
@@ -292,14 +353,17 @@ def _upsample_cmd(args) -> int:
     write_record_beside(out, rec)
     if args.report: write_report(sel, args.report, stats)
     print(sel.summary())
-    print(f"{stats['rows_in']} rows -> {stats['rows_out']} rows ({stats['selected']} selected, x{cfg.factor}); wrote {out}")
+    copies = f" (copies: id <id>~copy<n>, field {COPY_OF})" if cfg.mode == "materialize" and cfg.factor > 1 else ""
+    print(f"{stats['rows_in']} rows -> {stats['rows_out']} rows ({stats['selected']} selected, x{cfg.factor}); wrote {out}{copies}")
     return 0
 
 _EXAMPLES = """examples:
-  sbnb upsample --data train.jsonl --trajectories traj.jsonl --out train.up.jsonl --report up_report/
-  sbnb upsample --data train.jsonl --trajectories traj.jsonl --out weights.json --mode weights   # for sbnb train --weights
-  sbnb upsample --recipe authors --first 6 --data train.jsonl --trajectories traj.jsonl --out w.json --mode weights
-                                   # the authors' recipe on the first 6 checkpoints (add --skip 1 when step 0 is recorded)"""
+  sbnb upsample --data train.jsonl --trajectories traj.jsonl --out up.jsonl --report up_report/   # then sbnb train --data up.jsonl
+  sbnb upsample --data train.jsonl --trajectories traj.jsonl --out weights.json --mode weights
+                                   # no copies: sbnb train --data train.jsonl --weights weights.json
+  sbnb upsample --first 6 --data train.jsonl --trajectories traj.jsonl --out w.json --mode weights
+                                   # the paper's recipe on the first 6 checkpoints (add --skip 1 when step 0 is recorded)
+  sbnb upsample --recipe logfrac --data train.jsonl --trajectories traj.jsonl --out up.jsonl   # sbnb's own recipe"""
 
 def add_cli(sub, common) -> None:
     "Subcommands of this module: `sbnb upsample`."
@@ -307,29 +371,34 @@ def add_cli(sub, common) -> None:
     p = sub.add_parser("upsample", parents=[common], formatter_class=_HelpFormatter, epilog=_EXAMPLES,
                        help="repeat or augment the slow-learned examples of each source",
                        description="Cluster each source's loss trajectories (k-means, k=2) and repeat the examples of "
-                                   "the cluster whose loss fell slowest; sources smaller than the mean source size "
-                                   "are repeated whole. Every row of --data appears at least once in --out, unchanged.")
+                                   "the cluster whose loss fell slowest; sources smaller than the mean source size (by "
+                                   "the paper's recipe, the default, also those under 78 examples) are repeated whole, "
+                                   "and the summary printed says why for each source. Every row of --data appears in "
+                                   "--out unchanged, followed by the copies, each with a new id (<id>~copy<n>) and a "
+                                   "field copy_of naming its original: --out is valid input to `sbnb train --data` and "
+                                   "`sbnb data show`. --mode weights writes repeat counts instead, for `sbnb train --weights`.")
     p.add_argument("--data", required=True, help="JSONL or Parquet table with at least `id` and `source` per row")
     p.add_argument("--trajectories", required=True, help="trajectories {id, source, losses} from `sbnb profile`")
     p.add_argument("--out", required=True, help="output table (.jsonl or .parquet), or a .json weights file with "
                    "--mode weights; also writes <out>.meta.json and the run record run.json beside it")
-    p.add_argument("--recipe", choices=_choices(UpsampleConfig, "recipe"), default=d.recipe,
+    p.add_argument("--recipe", choices=_choices(UpsampleConfig, "recipe"), default=None,
                    help="a named selection recipe: authors (the paper's code: ratios of consecutive losses, sources under the mean "
                         "size or 78 kept whole, faiss k-means, the highest mean ratio), authors-loss (their raw-loss variant), "
-                        "logfrac or logabs-auc (sbnb's, see 02_select); custom: --features and --rule decide")
+                        "logfrac or logabs-auc (sbnb's, see 02_select); custom: --features and --rule decide. Default: authors, "
+                        "or custom when --features or --rule is given")
     p.add_argument("--factor", type=int, default=d.factor, help="times each selected example appears in total")
-    p.add_argument("--features", choices=_choices(UpsampleConfig, "features"), default=d.features,
-                   help="k-means features: log fraction of initial loss left, consecutive-loss ratios (authors'), raw losses, slope, "
-                        "mean loss after the start (auc), log of the losses (logabs)")
+    p.add_argument("--features", choices=_choices(UpsampleConfig, "features"), default=None,
+                   help="k-means features (recipe custom): log fraction of initial loss left, consecutive-loss ratios (authors'), raw "
+                        f"losses, slope, mean loss after the start (auc), log of the losses (logabs); default {d.features}")
     p.add_argument("--first", type=int, default=d.first, help="use only the first T checkpoints (default: all of them)")
     p.add_argument("--skip", type=int, default=d.skip, help="leave out the first checkpoints (1: step 0, which the authors' "
                    "proxies never saved)")
     p.add_argument("--k", type=int, default=d.k, help="k-means clusters per large source")
-    p.add_argument("--rule", choices=_choices(UpsampleConfig, "rule"), default=d.rule,
-                   help="slowest cluster: higher mean fraction of initial loss remaining, the authors' highest mean ratio, or "
-                        "higher mean loss after the start (auc)")
+    p.add_argument("--rule", choices=_choices(UpsampleConfig, "rule"), default=None,
+                   help="slowest cluster (recipe custom): higher mean fraction of initial loss remaining, the authors' highest mean "
+                        f"ratio, higher mean loss after the start (auc), or higher mean loss; default {d.rule}")
     p.add_argument("--mode", choices=_choices(UpsampleConfig, "mode"), default=d.mode,
-                   help="exact copies (materialize), per-row repeat counts for `sbnb train --weights` (weights), or "
+                   help="copies with new ids (materialize), per-row repeat counts for `sbnb train --weights` (weights), or "
                         "fresh variants via sbnb.corpus.augment_example, exact copies where unsupported (augment)")
     p.add_argument("--seed", type=int, default=d.seed, help="k-means random_state and augmentation seed")
     p.add_argument("--held-out", action="append", default=None, metavar="FILE",

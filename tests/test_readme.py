@@ -43,6 +43,40 @@ def test_every_walkthrough_line_runs(tmp_path):
         assert (d / f).exists(), f
 
 
+# ---------------------------------------------------------------- the lever in a Hugging Face user's own Trainer
+def trainer_block() -> str:
+    "The Python block of the README section 'Use the lever in your own Trainer'."
+    text = (ROOT / "README.md").read_text()
+    return text.split("## Use the lever in your own Trainer", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+
+
+CHECK = """
+assert type(ds) is type(up) is type(same) is Dataset                      # a Dataset in, a Dataset out
+assert len(up) == len(same) == len(ds) + len(sel) == len(set(up["id"]))  # every pick twice, every id once
+assert sorted(same["id"]) == sorted(r["copy_of"] or r["id"] for r in up)  # the two routes: one distribution
+assert sel.config.recipe == "authors" and sel.summary().startswith("recipe authors")
+"""
+
+
+def test_the_trainer_section_runs_as_written(tmp_path):
+    "The README's Python block, as written, from a folder that holds the shipped sample data as the repository does."
+    shutil.copytree(ROOT / "data" / "sample", tmp_path / "data" / "sample")
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), OMP_NUM_THREADS="1"
+    )
+    env.update(SBNB_PROGRESS="0", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    r = subprocess.run(
+        [sys.executable, "-c", trainer_block() + CHECK],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "sources selected whole by the small-source rule" in r.stdout
+
+
 # ---------------------------------------------------------------- a new user's clone
 BESIDE = "../" + "shared"  # spelled apart, so that this file does not name it either
 FORBIDDEN = re.compile(

@@ -248,6 +248,10 @@ def test_empty_source(corpus, tmp_path, capsys, trajectories):
     )
 
 
+# sbnb's recipe: it refuses NaN losses (the paper's reads them as 0, as the authors' code did)
+SBNB = ["--recipe", "logfrac"]
+
+
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
 def test_trajectories_with_nan_or_inf(corpus, trajectories, tmp_path, capsys, bad):
     rows = traj_rows(trajectories)
@@ -257,7 +261,18 @@ def test_trajectories_with_nan_or_inf(corpus, trajectories, tmp_path, capsys, ba
     out.write_text("previous output\n")
     fails(
         capsys,
-        ["upsample", "--data", corpus / "small.jsonl", "--trajectories", t, "--out", out, "--report", tmp_path / "rep"],
+        [
+            "upsample",
+            "--data",
+            corpus / "small.jsonl",
+            "--trajectories",
+            t,
+            "--out",
+            out,
+            "--report",
+            tmp_path / "rep",
+            *SBNB,
+        ],
         f"(id '{rows[5]['id']}')",
         "NaN or infinite",
         watch=[out, tmp_path / "rep"],
@@ -329,7 +344,7 @@ def test_k_factor_first_out_of_range(corpus, trajectories, tmp_path, capsys, fla
     out.write_text("previous output\n")
     fails(
         capsys,
-        ["upsample", "--data", corpus / "small.jsonl", "--trajectories", trajectories, "--out", out, *flags],
+        ["upsample", "--data", corpus / "small.jsonl", "--trajectories", trajectories, "--out", out, *flags, *SBNB],
         *names,
         watch=[out],
     )
@@ -796,6 +811,8 @@ def test_upsample_keeps_every_row(corpus, trajectories, tmp_path, mode):
                 mode,
                 "--report",
                 str(tmp_path / "rep"),
+                "--recipe",
+                "logfrac",  # the paper's recipe would keep every source of this small set whole
             ]
         )
         == 0
@@ -807,11 +824,16 @@ def test_upsample_keeps_every_row(corpus, trajectories, tmp_path, mode):
     for r in data:
         assert json.dumps(r, sort_keys=True) in counts, f"row {r['id']} lost or changed"
     assert up[: len(data)] == data  # the originals come first, unchanged, in order
+    assert len({r["id"] for r in up}) == len(up)  # every added row has an id of its own: a valid table
     sel = set((tmp_path / "rep" / "selected_ids.txt").read_text().split())
     assert 0 < len(sel) < len(data)
     assert len(up) == len(data) + 2 * len(sel)
-    if mode == "materialize":
-        assert all(len(counts[json.dumps(r, sort_keys=True)]) == (3 if r["id"] in sel else 1) for r in data)
+    if mode == "materialize":  # copies: every field but the id unchanged, the original's id in copy_of
+        by_id = {r["id"]: r for r in data}
+        assert sorted(r["copy_of"] for r in up[len(data) :]) == sorted(list(sel) * 2)
+        assert all(
+            {**r, "id": r["copy_of"]} == {**by_id[r["copy_of"]], "copy_of": r["copy_of"]} for r in up[len(data) :]
+        )
     else:  # fresh variants, each pointing back at its original
         assert {r["augmented_from"] for r in up[len(data) :]} == sel
     assert not tmp_leftovers(tmp_path)

@@ -8,10 +8,11 @@ import pytest
 from sbnb.core import SbnbError, read_jsonl, write_jsonl
 from sbnb.profile import read_rows, write_rows
 from sbnb.select import (
+    PAPER_RECIPE,
     UpsampleConfig,
     select,
 )
-from sbnb.upsample import upsample, upsample_report, RepeatSampler, repeat_indices, write_report
+from sbnb.upsample import upsample, upsample_report, RepeatSampler, repeat_indices, write_report, copy_id
 from sbnb.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,12 +33,19 @@ def test_materialize(planted):
     data = _data(traj)
     for factor in (1, 2, 3):
         out = upsample(data, sel.configured(factor=factor))
-        cnt = Counter(r["id"] for r in out)
+        cnt = Counter(r.get("copy_of") or r["id"] for r in out)
         assert all(cnt[i] == (factor if i in sel else 1) for i in cnt)
         assert set(cnt) == {r["id"] for r in data}  # nothing dropped, nothing new
         assert out[: len(data)] == data
+        assert len({r["id"] for r in out}) == len(out)  # every id once: a valid table
         by_id = {r["id"]: r for r in data}
-        assert all(r == by_id[r["id"]] for r in out)  # every field unchanged
+        for r in out[
+            len(data) :
+        ]:  # a copy: a new id naming its copy number, its original in copy_of, the rest unchanged
+            assert r["id"] in {copy_id(r["copy_of"], c) for c in range(1, factor)}
+            assert {k: v for k, v in r.items() if k not in ("id", "copy_of")} == {
+                k: v for k, v in by_id[r["copy_of"]].items() if k != "id"
+            }
     out[-1]["nested"]["a"].append(9)
     assert all(r["nested"]["a"] == [1, {"b": 2}] for r in data)  # copies are independent of the input
 
@@ -117,15 +125,17 @@ def test_errors(planted):
     )
     bad = [dict(r) for r in traj]
     bad[5] = dict(bad[5], losses=[1.0, float("nan")] + bad[5]["losses"][2:])
-    _err(lambda: select(bad), f"trajectories:6 (id '{bad[5]['id']}'): NaN or infinite")
+    _err(lambda: select(bad, UpsampleConfig()), f"trajectories:6 (id '{bad[5]['id']}'): NaN or infinite")
+    assert "NaN or infinite losses read as the authors'" in select(bad).sources[bad[5]["source"]].reason
     bad[5] = dict(bad[5], losses=[1.0, float("inf")] + bad[5]["losses"][2:])
-    _err(lambda: select(bad), f"(id '{bad[5]['id']}'): NaN or infinite")
+    _err(lambda: select(bad, UpsampleConfig()), f"(id '{bad[5]['id']}'): NaN or infinite")
     bad[5] = dict(bad[5], losses=[1.0, 2.0])
     _err(lambda: select(bad), f"(id '{bad[5]['id']}'): 2 checkpoints, but the first row has 6")
     _err(lambda: select(traj + [traj[3]]), f"(id '{traj[3]['id']}'): duplicate id")
     _err(
         lambda: select(
-            [{"id": "a", "source": "s", "losses": [1.0, 0.5]}, {"id": "b", "source": "t", "losses": [1.0, 0.5]}]
+            [{"id": "a", "source": "s", "losses": [1.0, 0.5]}, {"id": "b", "source": "t", "losses": [1.0, 0.5]}],
+            UpsampleConfig(),
         ),
         "source 's' (first id a) has 1 examples, fewer than k=2",
     )
@@ -177,8 +187,11 @@ def test_cli(planted, tmp_path):
         == 0
     )
     out = read_rows(tmp_path / "up.parquet")
-    sel = select(traj, UpsampleConfig(features="ratio", first=4, seed=2))
-    assert Counter(r["id"] for r in out) == Counter({r["id"]: 3 if r["id"] in sel else 1 for r in data})
+    sel = select(traj, UpsampleConfig(features="ratio", first=4, seed=2))  # --features alone: recipe custom
+    assert Counter(r.get("copy_of") or r["id"] for r in out) == Counter(
+        {r["id"]: 3 if r["id"] in sel else 1 for r in data}
+    )
+    assert len({r["id"] for r in out}) == len(out)
     meta = json.loads((tmp_path / "up.parquet.meta.json").read_text())
     assert meta["config"]["factor"] == 3 and meta["stats"]["rows_out"] == len(out) and "git" in meta
     assert (tmp_path / "rep" / "curves.png").exists()
@@ -194,8 +207,9 @@ def test_cli_errors_exit_2(planted, tmp_path, case, capsys):
         data = data[1:]
     if case == "no_traj_for_row":
         data.append({"id": "lonely", "source": "arith"})
-    if case == "nan":
+    if case == "nan":  # refused by sbnb's recipes (the paper's reads NaN as 0, as the authors' code does)
         traj[2]["losses"] = [float("nan")] * 6
+        extra = ["--recipe", "logfrac"]
     if case == "ckpt_count":
         traj[2]["losses"] = traj[2]["losses"][:3]
     if case == "k_too_big":
@@ -228,3 +242,69 @@ def test_cli_errors_exit_2(planted, tmp_path, case, capsys):
         "factor": "factor",
     }[case]
     assert want in err
+
+
+def test_select_defaults_to_the_papers_recipe(planted):
+    traj, _ = planted
+    sel = select(traj)
+    assert sel.config == PAPER_RECIPE == UpsampleConfig(recipe="authors") and select(traj, None).ids == sel.ids
+    assert UpsampleConfig().recipe == "custom"  # a record without a recipe field keeps meaning what it meant
+    assert UpsampleConfig.from_dict({"factor": 2, "features": "logfrac"}).recipe == "custom"
+    lines = sel.summary().splitlines()
+    assert lines[0].startswith("recipe authors: features ratio, rule ratio, k-means faiss")
+    assert "small source (12 < mean source size 78.4): selected whole" in sel.summary()
+    assert (
+        lines[-1]
+        == "2 of 5 sources selected whole by the small-source rule: 32 of 152 picks; the rest are slow clusters"
+    )
+
+
+def test_a_dataset_in_a_dataset_out(planted):
+    from datasets import Dataset
+    from sbnb.data import to_dataset
+
+    traj, _ = planted
+    sel = select(Dataset.from_list(traj))  # trajectories as a Dataset too
+    assert sel.ids == select(traj).ids
+    data = [{"id": r["id"], "source": r["source"], "instruction": f"q {r['id']}", "output": "a"} for r in _data(traj)]
+    ds = Dataset.from_list(data)
+    up = upsample(ds, sel)
+    assert isinstance(up, Dataset) and up.column_names == ds.column_names + ["copy_of"]
+    rows = upsample(data, sel)
+    assert [{k: v for k, v in r.items() if v is not None} for r in up] == rows  # what the rows route gives
+    assert to_dataset(rows).num_rows == len(rows)  # an upsampled table is a valid examples table
+    same = ds.select(repeat_indices(sel.repeat_counts(ds["id"])))  # no copies: the same distribution
+    assert Counter(same["id"]) == Counter(r["copy_of"] or r["id"] for r in up)
+    assert upsample(ds, sel.configured(mode="weights")) == sel.repeat_counts(ds["id"])
+    three = upsample(ds, sel.configured(factor=3))
+    assert len(three) == len(ds) + 2 * len(sel) and len(set(three["id"])) == len(three)
+    with pytest.raises(SbnbError, match="no column 'source'"):
+        upsample(ds.remove_columns("source"), sel)
+
+
+def test_a_copy_of_a_copy_names_the_first_original(planted):
+    traj, _ = planted
+    by, sel = {t["id"]: t for t in traj}, select(traj)
+    rows = upsample(_data(traj), sel)
+    again = upsample(rows, select([dict(by[r.get("copy_of") or r["id"]], id=r["id"]) for r in rows]))
+    assert len({r["id"] for r in again}) == len(again)  # the next free copy number: ~copy2 where ~copy1 is taken
+    assert {r["copy_of"] for r in again[len(rows) :]} <= set(by) and copy_id(sel.ids[0], 2) in {r["id"] for r in again}
+
+
+def test_cli_recipe_default_and_flags(planted, tmp_path, capsys):
+    traj, _ = planted
+    write_jsonl(tmp_path / "data.jsonl", [{"id": r["id"], "source": r["source"]} for r in traj])
+    write_jsonl(tmp_path / "traj.jsonl", traj)
+    args = ["upsample", "--data", str(tmp_path / "data.jsonl"), "--trajectories", str(tmp_path / "traj.jsonl")]
+    assert main(args + ["--out", str(tmp_path / "a.jsonl"), "--report", str(tmp_path / "rep")]) == 0
+    assert json.loads((tmp_path / "a.jsonl.meta.json").read_text())["config"]["recipe"] == "authors"
+    out = capsys.readouterr().out
+    assert out.startswith("recipe authors") and "2 of 5 sources selected whole" in out and "copy_of" in out
+    summary = (tmp_path / "rep" / "summary.md").read_text()
+    assert "recipe authors" in summary and "32 of 152 picks" in summary
+    assert main(args + ["--out", str(tmp_path / "b.jsonl"), "--rule", "auc"]) == 0
+    assert json.loads((tmp_path / "b.jsonl.meta.json").read_text())["config"]["recipe"] == "custom"
+    capsys.readouterr()
+    assert main(args + ["--out", str(tmp_path / "c.jsonl"), "--recipe", "authors", "--features", "logfrac"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--features logfrac: --recipe authors sets features=ratio" in err
