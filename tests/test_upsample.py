@@ -308,3 +308,26 @@ def test_cli_recipe_default_and_flags(planted, tmp_path, capsys):
     assert main(args + ["--out", str(tmp_path / "c.jsonl"), "--recipe", "authors", "--features", "logfrac"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--features logfrac: --recipe authors sets features=ratio" in err
+
+
+def test_coupled_order_is_the_baselines_with_the_extras_inserted():
+    "order=coupled: removing an arm's inserted appearances gives the baseline's sequence; method and control insert alike."
+    from sbnb.upsample import CoupledSampler
+
+    n, length = 50, 230
+    base, _ = CoupledSampler([1] * n, seed=4, insert_seed=11, length=length).sequence()
+    up_counts = [2 if i % 5 == 0 else 1 for i in range(n)]  # 10 rows repeated
+    ctl_counts = [2 if i % 5 == 1 else 1 for i in range(n)]  # a control: as many repeats, other rows
+    up_idx, up_ins = CoupledSampler(up_counts, seed=4, insert_seed=11, length=length).sequence()
+    ctl_idx, ctl_ins = CoupledSampler(ctl_counts, seed=4, insert_seed=11, length=length).sequence()
+    for idx, ins, counts in ((up_idx, up_ins, up_counts), (ctl_idx, ctl_ins, ctl_counts)):
+        kept = [i for i, m in zip(idx, ins) if not m]
+        assert kept == base[: len(kept)]
+        assert all(counts[i] == 2 for i, m in zip(idx, ins) if m)  # only the repeated rows are inserted
+        assert sorted(idx[: n + 10]) == sorted(
+            i for i, c in enumerate(counts) for _ in range(c)
+        )  # epoch 0: each row c times
+    assert up_ins == ctl_ins  # the same positions
+    assert (
+        CoupledSampler(up_counts, seed=5, insert_seed=11, length=length).sequence()[0] != up_idx
+    )  # another replicate: another order
