@@ -379,11 +379,15 @@ RESUME_IGNORES = ("workers",)  # config fields that do not change what a run com
 
 def resumable_cache(root: Path, cfg: ExperimentConfig) -> Path | None:
     """The cache folder under `root/cache` made for this very config (any commit; fields in `RESUME_IGNORES` aside) that
-    holds the most finished work (runs, proxies, the step-0 evaluation), or None."""
+    holds the most finished work (runs, proxies, the step-0 evaluation), or None. A cache's config is read back through
+    `ExperimentConfig.from_dict`, so fields added since it was made take their defaults (which keep the older meaning)."""
     same = lambda c: {k: v for k, v in (c or {}).items() if k not in RESUME_IGNORES}
+    def read(c):
+        try: return ExperimentConfig.from_dict(c).to_dict()
+        except SbnbError: return None  # a config this code cannot read (a field since removed): not this one
     best, most = None, 0
     for d in sorted((root/"cache").glob("*/data/done.json")):
-        if same(read_json(d).get("config")) != same(cfg.to_dict()): continue
+        if same(read(read_json(d).get("config") or {})) != same(cfg.to_dict()): continue
         w = d.parent.parent
         n = len(list((w/"runs").glob("*/result.json"))) + len(list(w.glob("proxy-*/traj.jsonl"))) + (w/"base_eval.json").exists()
         if n > most: best, most = w, n

@@ -147,13 +147,16 @@ def hard_label_check(at_b: dict, at_2b: dict) -> dict:
 def _pilot_cache(root: Path, cfg: ExperimentConfig) -> Path | None:
     "A pilot cache under `root/cache` made for this config at another commit (the rates, B and workers aside), with the most runs."
     def norm(c: dict) -> dict:
-        c = {k: v for k, v in c.items() if k not in ("workers", "pilot_doublings", "pilot_lrs", "arms", "budgets", "seeds")}
+        c = {k: v for k, v in c.items() if k not in ("workers", "pilot_doublings", "pilot_lrs", "arms", "budgets", "seeds", "measures",
+                                                     "order", "design_first", "power_mde_pp", "upsample", "proxy")}  # what the pilot does not read
         t = dict(c.get("train", {}), max_steps=None, optim=dict(c.get("train", {}).get("optim", {}), lr=None, muon_lr=None))
         return dict(c, train=t)
+    def read(c):  # through from_dict: fields added since take their defaults
+        try: return norm(ExperimentConfig.from_dict(c).to_dict())
+        except SbnbError: return None
     want, best, most = norm(cfg.to_dict()), None, 0
     for d in sorted((root/"cache").glob("*/data/done.json")):
-        have = norm(read_json(d).get("config") or {})
-        if any(have[k] != want[k] for k in have.keys() & want.keys()): continue
+        if read(read_json(d).get("config") or {}) != want: continue
         n = len(list((d.parent.parent/"pilot").glob("*/result.json")))
         if n > most: best, most = d.parent.parent, n
     return best
