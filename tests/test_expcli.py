@@ -72,3 +72,30 @@ def test_the_main_job_never_edits_a_committed_record(tmp_path, monkeypatch, caps
     assert (
         main(["experiment", "--promote", "runs/default", "--to", str(tmp_path / "rec")]) == 2
     )  # never overwritten silently
+
+
+def test_a_bad_value_is_refused_before_any_work(tmp_path, capsys):
+    "`sbnb experiment --preset smoke lr=-1 --out X` exits 2 on one line within seconds and X is never made; --plan refuses it too."
+    import time
+
+    t0 = time.perf_counter()
+    assert main(["experiment", "--preset", "smoke", "lr=-1", "--out", str(tmp_path / "X")]) == 2
+    assert main(["experiment", "--preset", "paper", "lr=-1", "--plan", "--out", str(tmp_path / "P")]) == 2
+    assert time.perf_counter() - t0 < 30 and not (tmp_path / "X").exists() and not (tmp_path / "P").exists()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all("lr must be positive" in e for e in err), err
+
+
+def test_no_file_cites_a_design_document_the_repository_lacks():
+    import subprocess
+
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    bad = [
+        f
+        for f in files
+        if not f.startswith(".ci/")
+        and (ROOT / f).is_file()
+        and f.endswith((".py", ".ipynb", ".md", ".ini", ".toml", ".txt", ".sh", "Makefile"))
+        and any(d in (ROOT / f).read_text(errors="ignore") for d in ("DESIGN" + ".md", "STYLE" + ".md"))
+    ]
+    assert not bad, bad
