@@ -6,7 +6,13 @@ import pytest
 from sbnb.expconfig import ExperimentConfig, proxy_spec
 
 ROOT = Path(__file__).resolve().parents[1]
-FLAT_RECORDS = ["default", "full", "llm-cpu", "round2", "default-3a259e2"]  # made before the settings were nested
+FLAT_RECORDS = [
+    "default",
+    "full",
+    "llm-cpu-round1",
+    "round2",
+    "default-3a259e2",
+]  # made before the settings were nested
 
 
 @pytest.mark.parametrize("name", FLAT_RECORDS)

@@ -249,7 +249,7 @@ def test_empty_source(corpus, tmp_path, capsys, trajectories):
 
 
 # sbnb's recipe: it refuses NaN losses (the paper's reads them as 0, as the authors' code did)
-SBNB = ["--recipe", "logfrac"]
+LOGFRAC = ["--recipe", "logfrac"]
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
@@ -271,7 +271,7 @@ def test_trajectories_with_nan_or_inf(corpus, trajectories, tmp_path, capsys, ba
             out,
             "--report",
             tmp_path / "rep",
-            *SBNB,
+            *LOGFRAC,
         ],
         f"(id '{rows[5]['id']}')",
         "NaN or infinite",
@@ -344,7 +344,7 @@ def test_k_factor_first_out_of_range(corpus, trajectories, tmp_path, capsys, fla
     out.write_text("previous output\n")
     fails(
         capsys,
-        ["upsample", "--data", corpus / "small.jsonl", "--trajectories", trajectories, "--out", out, *flags, *SBNB],
+        ["upsample", "--data", corpus / "small.jsonl", "--trajectories", trajectories, "--out", out, *flags, *LOGFRAC],
         *names,
         watch=[out],
     )
@@ -697,7 +697,19 @@ def test_script_end_to_end(corpus, trajectories, tmp_path):
     tb = jsonl_text(tmp_path / "t.jsonl", t)
     for argv, name in [
         (["train", "--data", bad, "--out", tmp_path / "out"], f"{bad}:2"),
-        (["upsample", "--data", corpus / "small.jsonl", "--trajectories", tb, "--out", tmp_path / "u.jsonl"], "NaN"),
+        (
+            [
+                "upsample",
+                "--data",
+                corpus / "small.jsonl",
+                "--trajectories",
+                tb,
+                "--out",
+                tmp_path / "u.jsonl",
+                *LOGFRAC,
+            ],
+            "NaN",
+        ),
         (["eval", "--model", tmp_path, "--benchmarks", "gsm9k", "--out", tmp_path / "ev"], "'gsm9k'"),
     ]:
         r = _script(*argv)
