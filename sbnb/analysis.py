@@ -327,20 +327,30 @@ SB_COLS = [("run", "run"), ("hard/easy, restricted (primary)", lambda r: fmt_ci(
            ("easy: mean learned step", lambda r: None if math.isnan(r["learned_step_easy"]) else int(round(r["learned_step_easy"]))),
            ("hard: mean learned step", lambda r: None if math.isnan(r["learned_step_hard"]) else int(round(r["learned_step_hard"]))),
            ("easy never learned %", lambda r: f"{100 * r['never_easy']:.1f}"), ("hard never learned %", lambda r: f"{100 * r['never_hard']:.1f}")]
-SEL_COLS = [("source", "source"), ("size", "size"), ("picked", "picked"), ("clusters", lambda r: str(r["cluster_sizes"] or "-")),
+SEL_COLS = [("source", "source"), ("size", "size"), ("picked", "picked"),
+            ("picked %", lambda r: f"{100 * r['picked_fraction']:.1f}" if "picked_fraction" in r else None),
+            ("weight: picked / rest", lambda r: f"×{r['weight_picked']:.2f} / ×{r['weight_rest']:.2f}" if "weight_picked" in r else None),
+            ("clusters", lambda r: str(r["cluster_sizes"] or "-")),
             ("precision vs hard", lambda r: None if r["precision_hard"] is None else f"{100 * r['precision_hard']:.1f}%"),
             ("recall of hard", lambda r: None if r["recall_hard"] is None else f"{100 * r['recall_hard']:.1f}%"),
             ("length predicts pick (bal. acc.)", lambda r: None if r["length_bacc"] is None else f"{r['length_bacc']:.2f}"),
             ("proxy Jaccard", lambda r: None if r["proxy_jaccard"] is None else f"{r['proxy_jaccard']:.2f}"),
             ("Jaccard across replicates", lambda r: None if r.get("replicate_jaccard") is None else f"{r['replicate_jaccard']:.2f}")]
 
-def selection_summary(diag: Sequence[dict]) -> list[dict]:
-    "Per source, the selection diagnostics averaged over replicates (each replicate its own proxies and selection)."
-    out = []
+def selection_summary(diag: Sequence[dict], factor: int = 2) -> list[dict]:
+    """Per source, the selection diagnostics averaged over replicates (each replicate its own proxies and selection), with
+    the fraction picked and the resulting weights: how much more (or less) often than in the original data a picked and an
+    unpicked item is drawn, each pick appearing `factor` times (factor·N/(N+K) and N/(N+K), N rows, K extra appearances)."""
+    out, n = [], sum({d["source"]: d["size"] for d in diag}.values())
+    extra = {}
+    for d in diag: extra[d.get("replicate", 0)] = extra.get(d.get("replicate", 0), 0) + (factor - 1) * d["picked"]
     for src in dict.fromkeys(d["source"] for d in diag):
         ds = [d for d in diag if d["source"] == src]
         avg = lambda k: (float(np.mean(v)) if (v := [d[k] for d in ds if d.get(k) is not None]) else None)
+        w = [n / (n + extra[d.get("replicate", 0)]) for d in ds]
         out.append({"source": src, "replicates": len(ds), "size": ds[0]["size"], "picked": round(avg("picked")),
+                    "picked_fraction": float(np.mean([d["picked"] / d["size"] for d in ds])),
+                    "weight_picked": float(np.mean([factor * x for x in w])), "weight_rest": float(np.mean(w)),
                     "cluster_sizes": ds[0]["cluster_sizes"] if len(ds) == 1 else None, "precision_hard": avg("precision_hard"),
                     "recall_hard": avg("recall_hard"), "length_bacc": avg("length_bacc"), "proxy_jaccard": avg("proxy_jaccard"),
                     "replicate_jaccard": avg("replicate_jaccard")})
@@ -534,7 +544,7 @@ def write_report(root: Path, results: Sequence[dict], diag: Sequence[dict], cfg:
            "restricted ratio, a never-learned item counted as learned at the horizon (the last step); beside it the ratio over "
            "learned items only\n\n" + to_markdown(st, SB_COLS) if st else "") +
           ("\n## Selection (per source, mean over replicates; length: only where answer lengths vary)\n\n" +
-           to_markdown(selection_summary(diag), SEL_COLS) if diag else "") +
+           to_markdown(selection_summary(diag, (cfg.get("upsample") or {}).get("factor", 2)), SEL_COLS) if diag else "") +
           (f"\n## Benchmarks (greedy generation, zero-shot, {cfg.get('benchmark_limit') or 'all'} items each, accuracy %)\n\n" +
            to_markdown(bt, [("run", "run")] + [(n, n) for n in bt[0] if n != "run"]) if (bt := benchmark_table(results)) else ""))
     atomic_write(root/"summary.md", md)
