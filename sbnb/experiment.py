@@ -463,7 +463,8 @@ ORDER_RULE = ("the first replicates run AdamW and adamw+up in both orders; the o
               "of the paired differences adamw+up - AdamW (final test accuracy, pp) is kept; a tie keeps 'independent'")
 POWER_RULE = ("n = the fewest replicates (from the first ones, at most `seeds`) at which the paired t-test's minimum detectable "
               "effect at 80% power (alpha 0.05, two-sided), with the standard deviation of the first replicates' paired differences, "
-              "is at most power_mde_pp for adamw+up - AdamW and for adamw+up - adamw+random")
+              "is at most power_mde_pp for adamw+up - AdamW, adamw+up - adamw+random, adamw+oracle - AdamW and adamw+random - "
+              "AdamW, in final test accuracy and (where the runs have one) on the transfer set")
 
 
 def _finish(jobs: Sequence[TargetJob], workers: int, what: str) -> list[dict]:
@@ -473,10 +474,10 @@ def _finish(jobs: Sequence[TargetJob], workers: int, what: str) -> list[dict]:
     return [read_json(Path(j.out)/"result.json") for j in kept] + run_jobs(run_target, todo, workers, what, done=len(kept))
 
 
-def paired_sd(results: Sequence[dict], a: str, b: str) -> float | None:
-    "The sample standard deviation (pp) of the per-seed differences of final test accuracy, `a` minus `b` (None under 2 seeds)."
-    va = {r["seed"]: r["final"]["test"] for r in results if r["arm"] == a and r["budget"] == "steps"}
-    vb = {r["seed"]: r["final"]["test"] for r in results if r["arm"] == b and r["budget"] == "steps"}
+def paired_sd(results: Sequence[dict], a: str, b: str, split: str = "test") -> float | None:
+    "The sample standard deviation (pp) of the per-seed differences of final accuracy on `split`, `a` minus `b` (None under 2 seeds)."
+    va = {r["seed"]: r["final"][split] for r in results if r["arm"] == a and r["budget"] == "steps" and r["final"].get(split) is not None}
+    vb = {r["seed"]: r["final"][split] for r in results if r["arm"] == b and r["budget"] == "steps" and r["final"].get(split) is not None}
     d = [100 * (va[k] - vb[k]) for k in sorted(va) if k in vb]
     return round(float(np.std(d, ddof=1)), 3) if len(d) > 1 else None
 
@@ -510,7 +511,10 @@ def _design(cfg: ExperimentConfig, inputs: RunInputs, data: dict, work: Path, se
     if cfg.power_mde_pp:
         done = _finish(target_jobs(c1, inputs, data, sels, work, sels_by, order=order), cfg.workers,
                        f"design: every arm, {order} order, replicates 0-{first - 1}")
-        sds = {f"{a} - {b}": paired_sd(done, a, b) for a, b in (("adamw+up", "adamw"), ("adamw+up", "adamw+random")) if b in cfg.arms}
+        pairs = [(a, b) for a, b in (("adamw+up", "adamw"), ("adamw+up", "adamw+random"), ("adamw+oracle", "adamw"), ("adamw+random", "adamw"))
+                 if a in cfg.arms and b in cfg.arms]
+        sds = {f"{a} - {b}" + ("" if split == "test" else f" ({split})"): sd for split in ("test", "ood") for a, b in pairs
+               if (sd := paired_sd(done, a, b, split)) is not None}
         n, mde = power_replicates(sds, cfg.power_mde_pp, first, cfg.seeds)
         design["replicates"] = {"rule": POWER_RULE, "target_mde80_pp": cfg.power_mde_pp, "paired_sd_pp": sds, "n": n, "cap": cfg.seeds,
                                 "mde80_at_n_pp": mde, "cap_binds": any(m > cfg.power_mde_pp for m in mde.values())}
