@@ -13,12 +13,12 @@ from .arms import ARMS
 
 # %% auto #0
 __all__ = ['TOST_MARGIN_PP', 'ALPHA', 'COMPARISONS', 'RESULT_COLS', 'COST_COLS', 'SB_COLS', 'SEL_COLS', 'mean_ci', 'paired_diffs',
-           'fmt_ci', 'tost', 'mde_paired', 'verdict', 'compare', 'comparison_list', 'jaccard', 'mean_jaccard',
-           'replicate_jaccard', 'threshold_balanced_accuracy', 'selection_diagnostics', 'results_table', 'cost_table',
-           'sb_table', 'baseline_plateau', 'compare_measure', 'comparisons', 'to_markdown', 'selection_summary',
-           'benchmark_table', 'comparisons_markdown', 'step0_markdown', 'job_minutes', 'recorded_job_minutes',
-           'jobs_text', 'budget_markdown', 'plot_forest', 'measures_markdown', 'design_markdown', 'write_report',
-           'plot_results', 'record_diff']
+           'fmt_ci', 'tost', 'mde_paired', 'verdict', 'compare', 'paired_stats', 'comparison_list', 'jaccard',
+           'mean_jaccard', 'replicate_jaccard', 'threshold_balanced_accuracy', 'selection_diagnostics', 'results_table',
+           'cost_table', 'sb_table', 'baseline_plateau', 'compare_measure', 'comparisons', 'to_markdown',
+           'selection_summary', 'benchmark_table', 'comparisons_markdown', 'step0_markdown', 'job_minutes',
+           'recorded_job_minutes', 'jobs_text', 'budget_markdown', 'plot_forest', 'measures_markdown',
+           'design_markdown', 'write_report', 'plot_results', 'record_diff']
 
 # %% ../nbs/40_analysis.ipynb #c011
 def mean_ci(xs: Sequence[float], level: float = 0.95) -> tuple[float, float, int]:
@@ -77,13 +77,18 @@ def compare(results: Sequence[dict], a: str, b: str, budget: str, split: str = "
     "Paired difference of final accuracy, arm `a` minus arm `b` at `budget` (pp): 95% t-interval, TOST at ±`margin_pp`, MDE, verdict."
     va = {r["seed"]: r["final"][split] for r in results if r["arm"] == a and r["budget"] == budget}
     vb = {r["seed"]: r["final"][split] for r in results if r["arm"] == b and r["budget"] == (b_budget or budget)}
+    st = paired_stats(va, vb, margin_pp)
+    return None if st is None else {"a": a, "b": b, "budget": budget, "split": split, **st}
+
+def paired_stats(va: dict, vb: dict, margin_pp: float = TOST_MARGIN_PP) -> dict | None:
+    "The paired statistics of `compare` (in pp) of two {seed: accuracy} maps, over the seeds both have; None when they share none."
     d = paired_diffs(va, vb)
     if not d: return None
     m, h, n = mean_ci(d)
     ci = [round(100 * (m - h), 2), round(100 * (m + h), 2)] if not math.isnan(h) else None
     eq, p_tost = tost([100 * x for x in d], margin_pp)
     mde = mde_paired(100 * float(np.std(d, ddof=1)), n) if n > 1 else float("nan")
-    return {"a": a, "b": b, "budget": budget, "split": split, "seeds": n, "mean_pp": round(100 * m, 2), "ci95_pp": ci,
+    return {"seeds": n, "mean_pp": round(100 * m, 2), "ci95_pp": ci,
             "a_mean_pp": round(100 * float(np.mean(list(va.values()))), 2), "b_mean_pp": round(100 * float(np.mean(list(vb.values()))), 2),
             "positive_seeds": int(sum(x > 0 for x in d)), "verdict": verdict(ci, eq, margin_pp),
             "tost_margin_pp": margin_pp, "equivalent": eq, "tost_p": None if math.isnan(p_tost) else round(p_tost, 4),
@@ -265,20 +270,15 @@ def compare_measure(results: Sequence[dict], a: str, b: str, budget: str, measur
         return None if h is None else h[1]
     va = {r["seed"]: v for r in results if r["arm"] == a and r["budget"] == budget and (v := val(r)) is not None}
     vb = {r["seed"]: v for r in results if r["arm"] == b and r["budget"] == budget and (v := val(r)) is not None}
-    d = paired_diffs(va, vb)
-    if not d: return None
-    m, h, n = mean_ci(d)
-    if measure == "loss":
+    if measure == "loss":  # nats, no margin: the interval decides or it is inconclusive
+        d = paired_diffs(va, vb)
+        if not d: return None
+        m, h, n = mean_ci(d)
         ci = [round(m - h, 4), round(m + h, 4)] if not math.isnan(h) else None
         return {"mean": round(m, 4), "ci95": ci, "verdict": verdict(ci, False), "seeds": n, "unit": "nats per answer token",
                 "a_mean": round(float(np.mean(list(va.values()))), 4), "b_mean": round(float(np.mean(list(vb.values()))), 4)}
-    ci = [round(100 * (m - h), 2), round(100 * (m + h), 2)] if not math.isnan(h) else None
-    eq, _ = tost([100 * x for x in d], margin_pp)
-    mde = mde_paired(100 * float(np.std(d, ddof=1)), n) if n > 1 else float("nan")
-    out = {"mean_pp": round(100 * m, 2), "ci95_pp": ci, "mde80_pp": None if math.isnan(mde) else round(mde, 2),
-           "verdict": verdict(ci, eq, margin_pp), "seeds": n, "a_mean_pp": round(100 * float(np.mean(list(va.values()))), 2),
-           "b_mean_pp": round(100 * float(np.mean(list(vb.values()))), 2)}
-    if measure == "at_half":
+    out = paired_stats(va, vb, margin_pp)
+    if out is not None and measure == "at_half":
         out.update(step=sorted({_half(r)[0] for r in results if r["arm"] in (a, b) and r["budget"] == budget and _half(r)}),
                    label="a stage of training: the evaluation nearest B/2")
     return out

@@ -15,7 +15,7 @@ __all__ = ['TABLE_SUFFIXES', 'PACKAGES', 'HUB_SWITCHES', 'SbnbError', 'Config', 
            'HelpFormatter', 'atomic_open', 'atomic_write', 'write_json', 'read_json', 'read_jsonl', 'write_jsonl',
            'read_table_lines', 'read_table', 'write_table', 'check_rows', 'check_outputs', 'seed_everything',
            'package_versions', 'project_root', 'git_commit', 'device_info', 'run_record', 'RunRecord',
-           'write_record_beside', 'record_name', 'portable_path', 'portable', 'write_record', 'progress',
+           'write_record_beside', 'record_name', 'portable_path', 'record_path', 'portable', 'write_record', 'progress',
            'default_device', 'benchmarks_dir', 'cache_dir', 'corpus_dir', 'process_rank', 'is_main_process',
            'wait_for_everyone', 'hub_offline', 'hub_reachable', 'load_hub_dataset', 'env_info']
 
@@ -590,12 +590,17 @@ def portable_path(p: str | Path, base: str | Path, root: str | Path | None = Non
     try: return Path(os.path.relpath(os.path.realpath(p), os.path.realpath(base))).as_posix()
     except ValueError: return p  # a Windows path on another drive has no relative form
 
+def record_path(s: str) -> str | None:
+    "The absolute path a record's string holds, as `portable` rewrites it: the whole string, or what follows `KEY=` (`--out=/x`)."
+    if _ABS_PATH.match(s) and "\n" not in s: return s
+    k, eq, v = s.partition("=")
+    return v if eq and re.fullmatch(r"[\w.-]+", k) and _ABS_PATH.match(v) else None
+
 def portable(obj: Any, base: str | Path, root: str | Path | None = None, home: str | Path | None = None) -> Any:
     "`obj` as JSON data, every absolute path in it (a whole string, or after `=` as in `--out=/x`) made `portable_path`."
     def fix(s: str) -> str:
-        if _ABS_PATH.match(s) and "\n" not in s: return portable_path(s, base, root, home)
-        k, eq, v = s.partition("=")
-        return f"{k}={portable_path(v, base, root, home)}" if eq and re.fullmatch(r"[\w.-]+", k) and _ABS_PATH.match(v) else s
+        p = record_path(s)
+        return s if p is None else s[:len(s) - len(p)] + portable_path(p, base, root, home)
     def walk(o):
         if isinstance(o, dict): return {k: walk(v) for k, v in o.items()}
         if isinstance(o, list): return [walk(v) for v in o]

@@ -207,9 +207,10 @@ def evaluate(model, tokenizer, benchmarks: str | Sequence[str] | dict[str, list[
 
 # %% ../nbs/31_evaluate.ipynb #c024
 def teacher_forced(model, tokenizer, rows: Sequence[dict], style: str = DEFAULT_PROMPT_STYLE, batch_size: int = 256,
-                   max_length: int = 512) -> tuple[list[bool], list[float]]:
+                   max_length: int = 512, loss: bool = True) -> tuple[list[bool], list[float] | None]:
     """Per row, (whether greedy decoding would write its `output` and then the end token exactly, the mean negative log-likelihood
-    of those answer tokens in nats): one forward pass, the argmax and the log-probability at every response position."""
+    of those answer tokens in nats): one forward pass, the argmax and the log-probability at every response position
+    (`loss=False`: the argmax only, and None for the losses)."""
     import torch
     from sbnb.data import tokenize_rows, Collator, response_logits
     if not rows: return [], []
@@ -226,19 +227,21 @@ def teacher_forced(model, tokenizer, rows: Sequence[dict], style: str = DEFAULT_
                 t = {k: v.to(dev) for k, v in collate([feats[i] for i in idx]).items()}
                 logits, tgt, _ = response_logits(model, t["input_ids"], t["attention_mask"], t["labels"])  # (B, K, V), (B, K): the response only
                 ok = ((logits.argmax(-1) == tgt) | (tgt == -100)).all(1)                                     # (B,)
+                for i, v in zip(idx, ok.tolist()): out[i] = bool(v)
+                if not loss: continue
                 mask = tgt != -100
                 lp = torch.log_softmax(logits.float(), -1).gather(-1, tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1)  # (B, K)
                 mean_nll = -(lp * mask).sum(1) / mask.sum(1).clamp(min=1)                                          # (B,)
-                for i, v, l in zip(idx, ok.tolist(), mean_nll.tolist()): out[i], nll[i] = bool(v), float(l)
+                for i, l in zip(idx, mean_nll.tolist()): nll[i] = float(l)
     finally:
         model.train(was)
-    return out, nll
+    return out, (nll if loss else None)
 
 
 def teacher_forced_correct(model, tokenizer, rows: Sequence[dict], style: str = DEFAULT_PROMPT_STYLE, batch_size: int = 256,
                            max_length: int = 512) -> list[bool]:
     "Per row, whether greedy decoding would write its `output` and then the end token exactly: one forward pass, the argmax at every response position."
-    return teacher_forced(model, tokenizer, rows, style, batch_size, max_length)[0]
+    return teacher_forced(model, tokenizer, rows, style, batch_size, max_length, loss=False)[0]
 
 # %% ../nbs/31_evaluate.ipynb #c028
 class LearnedSteps:

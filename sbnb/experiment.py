@@ -12,7 +12,7 @@ from .core import (SbnbError, RunRecord, read_json, write_json, read_jsonl, writ
                        is_main_process, wait_for_everyone)
 from .jobs import run_jobs
 from .arms import ARMS, TargetContext, run_names
-from .analysis import selection_diagnostics, replicate_jaccard, job_minutes, write_report
+from .analysis import selection_diagnostics, replicate_jaccard, job_minutes, write_report, paired_diffs, mde_paired
 from .expconfig import (ExperimentConfig, ProxySpec, proxy_spec, proxy_key, experiment_key, steps_for, base_steps, eval_grid,
                             proxy_record_steps, shared_start, prompt_style, model_kwargs)
 from .expdata import EVAL_SPLITS, check_no_leak, experiment_data, eval_rows, probe_rows, floor_rows
@@ -178,7 +178,7 @@ def correct_rows(model, tok, rows: Sequence[dict], cfg: ExperimentConfig, mode: 
     from sbnb.benchmarks import format_prompt
     style = prompt_style(cfg)
     if (mode or cfg.eval_mode) == "teacher_forcing":
-        ok, nll = teacher_forced(model, tok, rows, style, cfg.eval_batch_size, cfg.train.max_length)
+        ok, nll = teacher_forced(model, tok, rows, style, cfg.eval_batch_size, cfg.train.max_length, loss=with_loss)
         return (ok, nll) if with_loss else ok
     prompts = [format_prompt(r, style) for r in rows]
     outs = generate(model, tok, prompts, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.eval_batch_size, show_progress=False)
@@ -242,9 +242,7 @@ def base_evaluation(job: StartJob) -> dict:
 # %% ../nbs/80_experiment.ipynb #c014
 def probe_steps(base: int, steps: int, points: int) -> list[int]:
     "The steps after 0 at which the simplicity-bias probe is read beside the evaluations: `points` evenly over B, continued to `steps`."
-    if points < 1: return []
-    k = max(1, round(base / points))
-    return sorted({*range(k, steps, k), steps})
+    return eval_grid(base, steps, points) if points >= 1 else []
 
 
 def insert_seed(seed: int) -> int:
@@ -377,20 +375,23 @@ def _record(root: Path, cfg, **extra):
 RESUME_IGNORES = ("workers",)  # config fields that do not change what a run computes: a resume may change them
 
 
-def resumable_cache(root: Path, cfg: ExperimentConfig) -> Path | None:
+def resumable_cache(root: Path, cfg: ExperimentConfig, view=None, finished=None) -> Path | None:
     """The cache folder under `root/cache` made for this very config (any commit; fields in `RESUME_IGNORES` aside) that
     holds the most finished work (runs, proxies, the step-0 evaluation), or None. A cache's config is read back through
-    `ExperimentConfig.from_dict`, so fields added since it was made take their defaults (which keep the older meaning)."""
-    same = lambda c: {k: v for k, v in (c or {}).items() if k not in RESUME_IGNORES}
+    `ExperimentConfig.from_dict`, so fields added since it was made take their defaults (which keep the older meaning).
+    `view`: the part of a config dict that must agree (default: all but `RESUME_IGNORES`); `finished`: a cache folder's
+    count of finished work (the pilot passes its own of both)."""
+    view = view or (lambda c: {k: v for k, v in c.items() if k not in RESUME_IGNORES})
+    finished = finished or (lambda w: len(list((w/"runs").glob("*/result.json"))) + len(list(w.glob("proxy-*/traj.jsonl")))
+                            + (w/"base_eval.json").exists())
     def read(c):
-        try: return ExperimentConfig.from_dict(c).to_dict()
+        try: return view(ExperimentConfig.from_dict(c).to_dict())
         except SbnbError: return None  # a config this code cannot read (a field since removed): not this one
-    best, most = None, 0
+    want, best, most = view(cfg.to_dict()), None, 0
     for d in sorted((root/"cache").glob("*/data/done.json")):
-        if same(read(read_json(d).get("config") or {})) != same(cfg.to_dict()): continue
-        w = d.parent.parent
-        n = len(list((w/"runs").glob("*/result.json"))) + len(list(w.glob("proxy-*/traj.jsonl"))) + (w/"base_eval.json").exists()
-        if n > most: best, most = w, n
+        if read(read_json(d).get("config") or {}) != want: continue
+        n = finished(d.parent.parent)
+        if n > most: best, most = d.parent.parent, n
     return best
 
 # %% ../nbs/80_experiment.ipynb #c016b
@@ -474,17 +475,21 @@ def _finish(jobs: Sequence[TargetJob], workers: int, what: str) -> list[dict]:
     return [read_json(Path(j.out)/"result.json") for j in kept] + run_jobs(run_target, todo, workers, what, done=len(kept))
 
 
+def _paired_pp(results: Sequence[dict], a: str, b: str, split: str = "test") -> list[float]:
+    "Per seed, in seed order, `a` minus `b` in final accuracy on `split` (pp), over the seeds both have (`sbnb.analysis.paired_diffs`)."
+    final = lambda arm: {r["seed"]: r["final"][split] for r in results
+                         if r["arm"] == arm and r["budget"] == "steps" and r["final"].get(split) is not None}
+    return [100 * x for x in paired_diffs(final(a), final(b))]
+
+
 def paired_sd(results: Sequence[dict], a: str, b: str, split: str = "test") -> float | None:
     "The sample standard deviation (pp) of the per-seed differences of final accuracy on `split`, `a` minus `b` (None under 2 seeds)."
-    va = {r["seed"]: r["final"][split] for r in results if r["arm"] == a and r["budget"] == "steps" and r["final"].get(split) is not None}
-    vb = {r["seed"]: r["final"][split] for r in results if r["arm"] == b and r["budget"] == "steps" and r["final"].get(split) is not None}
-    d = [100 * (va[k] - vb[k]) for k in sorted(va) if k in vb]
+    d = _paired_pp(results, a, b, split)
     return round(float(np.std(d, ddof=1)), 3) if len(d) > 1 else None
 
 
 def power_replicates(sds: dict, target_pp: float, lo: int, hi: int) -> tuple[int, dict]:
     "The fewest replicates n in [lo, hi] with MDE80 <= `target_pp` for every paired sd in `sds` (pp); (n, MDE80 at n of each); `hi` if none."
-    from sbnb.analysis import mde_paired
     mde = lambda n: {k: round(mde_paired(v, n), 2) if v else 0.0 for k, v in sds.items()}
     n = next((n for n in range(max(lo, 2), hi + 1) if all(m <= target_pp for m in mde(n).values())), hi)
     return n, mde(n)
@@ -504,8 +509,7 @@ def _design(cfg: ExperimentConfig, inputs: RunInputs, data: dict, work: Path, se
     if cfg.order == "measured":
         spread = {o: paired_sd(runs[o], "adamw+up", "adamw") for o in orders}
         order = min(orders, key=lambda o: (spread[o], o != "independent"))
-        diffs = {o: [round(100 * (u["final"]["test"] - a["final"]["test"]), 2) for u in runs[o] for a in runs[o]
-                     if u["arm"] == "adamw+up" and a["arm"] == "adamw" and u["seed"] == a["seed"]] for o in orders}
+        diffs = {o: [round(x, 2) for x in _paired_pp(runs[o], "adamw+up", "adamw")] for o in orders}
         design["order"] = {"rule": ORDER_RULE, "spread_pp": spread, "diffs_pp": diffs, "chosen": order}
     n = cfg.seeds
     if cfg.power_mde_pp:

@@ -8,11 +8,11 @@ from pathlib import Path
 import sys
 from typing import Sequence
 import numpy as np
-from .core import SbnbError, RunRecord, read_json, write_json, write_jsonl, write_record, atomic_write
+from .core import SbnbError, RunRecord, write_json, write_jsonl, write_record, atomic_write
 from .analysis import to_markdown
 from .expconfig import ExperimentConfig, experiment_key
 from .expdata import EVAL_SPLITS, experiment_data, eval_rows, probe_rows
-from .experiment import RunInputs, TargetJob, StartJob, run_target, run_root, base_evaluation
+from .experiment import RunInputs, TargetJob, StartJob, run_target, run_root, base_evaluation, resumable_cache
 from .expconfig import shared_start
 from .jobs import run_jobs
 
@@ -144,22 +144,17 @@ def hard_label_check(at_b: dict, at_2b: dict) -> dict:
     return out
 
 
+def _pilot_view(c: dict) -> dict:
+    "The part of a config the pilot reads: not its rates, B, workers, arms, seeds, design, selection or proxies."
+    c = {k: v for k, v in c.items() if k not in ("workers", "pilot_doublings", "pilot_lrs", "arms", "budgets", "seeds", "measures",
+                                                 "order", "design_first", "power_mde_pp", "upsample", "proxy")}
+    t = dict(c.get("train", {}), max_steps=None, optim=dict(c.get("train", {}).get("optim", {}), lr=None, muon_lr=None))
+    return dict(c, train=t)
+
+
 def _pilot_cache(root: Path, cfg: ExperimentConfig) -> Path | None:
     "A pilot cache under `root/cache` made for this config at another commit (the rates, B and workers aside), with the most runs."
-    def norm(c: dict) -> dict:
-        c = {k: v for k, v in c.items() if k not in ("workers", "pilot_doublings", "pilot_lrs", "arms", "budgets", "seeds", "measures",
-                                                     "order", "design_first", "power_mde_pp", "upsample", "proxy")}  # what the pilot does not read
-        t = dict(c.get("train", {}), max_steps=None, optim=dict(c.get("train", {}).get("optim", {}), lr=None, muon_lr=None))
-        return dict(c, train=t)
-    def read(c):  # through from_dict: fields added since take their defaults
-        try: return norm(ExperimentConfig.from_dict(c).to_dict())
-        except SbnbError: return None
-    want, best, most = norm(cfg.to_dict()), None, 0
-    for d in sorted((root/"cache").glob("*/data/done.json")):
-        if read(read_json(d).get("config") or {}) != want: continue
-        n = len(list((d.parent.parent/"pilot").glob("*/result.json")))
-        if n > most: best, most = d.parent.parent, n
-    return best
+    return resumable_cache(root, cfg, view=_pilot_view, finished=lambda w: len(list((w/"pilot").glob("*/result.json"))))
 
 
 def run_pilot(cfg: ExperimentConfig, out: str | Path = "runs", name: str | None = None, lrs: dict | None = None,

@@ -27,18 +27,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from sbnb.core import _ABS_PATH, portable  # noqa: E402
+from sbnb.core import portable, record_path as path_part  # noqa: E402
 
 CHECKOUTS = re.compile(r"^(/work/[^/]+|/tmp/work/snap\d*|/tmp/exp_tree)(?=/|$)")
 NONE = "/"  # `portable_path` ignores a repository or home directory that is the filesystem root
-
-
-def path_part(s: str) -> str | None:
-    "The absolute path in the string `s` (the whole string, or what follows `KEY=`), as `sbnb.core.portable` finds it."
-    if _ABS_PATH.match(s) and "\n" not in s:
-        return s
-    k, eq, v = s.partition("=")
-    return v if eq and re.fullmatch(r"[\w.-]+", k) and _ABS_PATH.match(v) else None
 
 
 def strings(o):
