@@ -446,7 +446,8 @@ def budget_markdown(pilot: dict, cfg: dict, results: Sequence[dict]) -> str:
         return (f"## The budget B\n\nB = {pb} steps and lr {lr:g} from the pilot (`pilot.md`, seed 0): AdamW trained for 2B steps "
                 f"gains {row['gain_2b_pp']:+.1f} pp over B, under {pilot['plateau_pp']:g} pp on the mean"
                 + ("" if pilot.get("rule_kind") == "mean" else " and on every source") + ": a plateau.\n\n")
-    return (f"## The budget B\n\nB = {pb} steps and lr {lr:g} from the pilot (`pilot.md`, seed 0). **No rate met the plateau rule "
+    who = "The best rate at B did not meet" if pilot.get("plateau_of") == "best" else "No rate met"
+    return (f"## The budget B\n\nB = {pb} steps and lr {lr:g} from the pilot (`pilot.md`, seed 0). **{who} the plateau rule "
             f"at B, so B is a stage of training, not a plateau**: AdamW at lr {lr:g} gained {row['gain_2b_pp']:+.1f} pp from B to 2B "
             f"({', '.join(f'{s} {g:+.1f}' for s, g in row['gain_2b_by_source_pp'].items())}). The comparisons hold at this budget.\n\n")
 

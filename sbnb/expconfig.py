@@ -98,6 +98,7 @@ class ExperimentConfig(Config):
     pilot_doublings: int = 3          # ... at most this often
     pilot_lrs: tuple[float, ...] = () # the pilot's AdamW rates (empty: PILOT_LRS, AdamW and Muon)
     pilot_rule: Literal["mean-and-sources", "mean"] = "mean-and-sources"  # the plateau rule: < 2 pp from B to 2B on the mean and every source, or on the mean
+    pilot_plateau: Literal["any", "best"] = "any"  # whose plateau ends the search: any rate's (the pick: the best of those), or the best rate's at B
     measures: tuple[str, ...] = ()    # beside final test accuracy, each comparison also on: ood (the transfer set), at_half (the evaluation nearest B/2), loss (the answer loss)
     probe_points: int = 0             # extra points over B at which only the simplicity-bias probe is read (beside the evaluations)
     order: Literal["independent", "coupled", "measured"] = "independent"  # each run's own shuffle; the baseline's epochs with each arm's extra appearances inserted; or both measured on the first `design_first` replicates, the smaller paired spread kept
@@ -180,6 +181,7 @@ class ExperimentConfig(Config):
                         lora=True, batch_size=8, steps=125, lr=1e-3, muon_lr=None, seeds=10, workers=2, evals=2, eval_per_source=0,
                         eval_batch_size=32, max_new_tokens=32, probe_per_group=16, probe_points=6, proxy_seeds=1, proxy_epochs=1.0,
                         proxy_records=6, pilot_steps=125, pilot_doublings=2, pilot_lrs=(3e-4, 1e-3, 3e-3), pilot_rule="mean",
+                        pilot_plateau="best",
                         order="measured", design_first=3, power_mde_pp=2.0, measures=("ood", "at_half", "loss"),
                         upsample=dict(recipe="authors", first=6, skip=1)),
         "paper": dict(preset="paper", data="mathinstruct", model="qwen3-0.6b-base", models=PAPER_MODELS, proxy_model="pythia-70m",

@@ -17,8 +17,8 @@ from .expconfig import shared_start
 from .jobs import run_jobs
 
 # %% auto #0
-__all__ = ['PLATEAU_PP', 'PILOT_RULE', 'PILOT_RULES', 'PILOT_LRS', 'pilot_row', 'pilot_pick', 'pilot_markdown', 'pilot_stem',
-           'hard_label_check', 'run_pilot', 'parse_pilot_lrs']
+__all__ = ['PLATEAU_PP', 'PILOT_RULE', 'PILOT_RULES', 'PILOT_BEST', 'PILOT_LRS', 'pilot_rule_text', 'pilot_row', 'pilot_pick',
+           'pilot_plateaus', 'pilot_markdown', 'pilot_stem', 'hard_label_check', 'run_pilot', 'parse_pilot_lrs']
 
 # %% ../nbs/82_pilot.ipynb #p005
 PLATEAU_PP = 2.0  # the plateau margin (pp)
@@ -30,6 +30,14 @@ PILOT_RULES = {"mean-and-sources": PILOT_RULE,
                         "trained for B steps on the mean over sources (each source's gain reported with its standard error); each "
                         "optimizer's pick is its best accuracy at B among the rates that meet the same rule (the best overall, "
                         "flagged, when none does)")}
+PILOT_BEST = {k: v.split("; each optimizer's pick")[0].replace("at which AdamW trained for 2B steps", "at which the best AdamW rate at B, trained for 2B steps,")
+              + "; each optimizer's pick is its best rate at B (a rate that stops gaining at a lower accuracy does not end the search)"
+              for k, v in PILOT_RULES.items()}
+
+
+def pilot_rule_text(rule: str = "mean-and-sources", plateau: str = "any") -> str:
+    "The pilot's rule in words: on the mean (and every source: `rule`), met by any rate or by the best rate at B (`plateau`)."
+    return (PILOT_RULES if plateau == "any" else PILOT_BEST)[rule]
 
 
 def _se_pp(p1: float, p2: float, n: int) -> float:
@@ -52,15 +60,21 @@ def pilot_row(opt: str, lr: float, at_b: dict, at_2b: dict, rule: str = "mean-an
             "curve_pp": [round(100 * e["test"]["mean"], 1) for e in at_2b["evals"]],
             "train_seconds": round(at_b["cost"]["train_seconds"] + at_2b["cost"]["train_seconds"], 1)}
 
-def pilot_pick(table: list[dict]) -> dict:
+def pilot_pick(table: list[dict], plateau: str = "any") -> dict:
     """Each optimizer's rate, {optimizer: lr}: the best test accuracy among the rates that meet the plateau rule (`meets`,
-    the B-to-2B rule; older pilots: `last_third_gain_pp` < 2), else the best overall."""
+    the B-to-2B rule; older pilots: `last_third_gain_pp` < 2), else the best overall; `plateau="best"`: the best overall."""
     picks = {}
     for opt in dict.fromkeys(r["optimizer"] for r in table):
         rows = [r for r in table if r["optimizer"] == opt]
-        flat = [r for r in rows if (r["meets"] if "meets" in r else r["last_third_gain_pp"] < PLATEAU_PP)]
+        flat = [] if plateau == "best" else [r for r in rows if (r["meets"] if "meets" in r else r["last_third_gain_pp"] < PLATEAU_PP)]
         picks[opt] = max(flat or rows, key=lambda r: r["test_pp"])["lr"]
     return picks
+
+
+def pilot_plateaus(rows: list[dict], plateau: str = "any") -> bool:
+    "Whether one optimizer's rows at a B end the search: some rate meets the rule (`'any'`), or the best rate at B does (`'best'`)."
+    if plateau == "any": return any(r["meets"] for r in rows)
+    return bool(rows) and max(rows, key=lambda r: r["test_pp"])["meets"]
 
 def pilot_markdown(pilot: dict) -> str:
     "The pilot table of `pilot.json` as markdown: every rate's accuracy, its gains, per-source gains; picks marked *."
@@ -76,8 +90,9 @@ def pilot_markdown(pilot: dict) -> str:
             ("gain over last third (pp)", lambda r: f"{r['last_third_gain_pp']:+.1f}"),
             ("test % at each evaluation", lambda r: " → ".join(f"{x:.1f}" for x in r["curve_pp"])),
             ("train s", lambda r: f"{r['train_seconds']:.0f}")]))
-    notes = [f"**{o}: no rate met the rule at B = {pilot['base_steps']}; its pick is the best rate, not a plateau.**"
-             for o, ok in pilot["plateaued"].items() if not ok]
+    best = pilot.get("plateau_of", "any") == "best"
+    notes = [f"**{o}: {'its best rate did not meet' if best else 'no rate met'} the rule at B = {pilot['base_steps']}; its pick is the "
+             "best rate, not a plateau.**" for o, ok in pilot["plateaued"].items() if not ok]
     notes += [f"**{o}: the pick is on the edge of its grid; widen the grid.**" for o, e in pilot["on_edge"].items() if e]
     return (f"# Learning-rate pilot ({cfg['preset']}, seed 0): B = {pilot['base_steps']} steps\n\n"
             f"The rule: {pilot['rule']}. Every rate ran at B and at 2B; * marks the picks.\n\n" + "".join(n + "\n\n" for n in notes) +
@@ -146,7 +161,7 @@ def hard_label_check(at_b: dict, at_2b: dict) -> dict:
 
 def _pilot_view(c: dict) -> dict:
     "The part of a config the pilot reads: not its rates, B, workers, arms, seeds, design, selection or proxies."
-    c = {k: v for k, v in c.items() if k not in ("workers", "pilot_doublings", "pilot_lrs", "arms", "budgets", "seeds", "measures",
+    c = {k: v for k, v in c.items() if k not in ("workers", "pilot_doublings", "pilot_lrs", "pilot_plateau", "arms", "budgets", "seeds", "measures",
                                                  "order", "design_first", "power_mde_pp", "upsample", "proxy")}
     t = dict(c.get("train", {}), max_steps=None, optim=dict(c.get("train", {}).get("optim", {}), lr=None, muon_lr=None))
     return dict(c, train=t)
@@ -195,17 +210,18 @@ def run_pilot(cfg: ExperimentConfig, out: str | Path = "runs", name: str | None 
             byB[B] = runs("adamw", B)
             rows = [pilot_row("adamw", lr, rb, r2, cfg.pilot_rule, n_by) for lr, (rb, r2) in byB[B].items()]
             table += rows
-            if any(r["meets"] for r in rows) or k == cfg.pilot_doublings: break
+            if pilot_plateaus(rows, cfg.pilot_plateau) or k == cfg.pilot_doublings: break
             B *= 2
         if "muon" in lrs: table += [pilot_row("muon", lr, rb, r2, cfg.pilot_rule, n_by) for lr, (rb, r2) in runs("muon", B).items()]
         chosen = [r for r in table if r["steps"] == B]
-        picks = pilot_pick(chosen)
+        picks = pilot_pick(chosen, cfg.pilot_plateau)
         for r in table: r["picked"] = r["steps"] == B and picks[r["optimizer"]] == r["lr"]
         calib = hard_label_check(*byB[B][picks["adamw"]]) if "adamw" in picks else {}
-        pilot = {"config": cfg.to_dict(), "base_steps": B, "rule": PILOT_RULES[cfg.pilot_rule], "rule_kind": cfg.pilot_rule,
+        pilot = {"config": cfg.to_dict(), "base_steps": B, "rule": pilot_rule_text(cfg.pilot_rule, cfg.pilot_plateau), "rule_kind": cfg.pilot_rule,
+                 "plateau_of": cfg.pilot_plateau,
                  "plateau_pp": PLATEAU_PP, "picked": picks, "hard_label": calib,
                  "swap_hard": [s for s, c in calib.items() if c["swap"]],
-                 "plateaued": {o: any(r["meets"] for r in chosen if r["optimizer"] == o) for o in picks},
+                 "plateaued": {o: pilot_plateaus([r for r in chosen if r["optimizer"] == o], cfg.pilot_plateau) for o in picks},
                  "on_edge": {o: picks[o] in (min(lrs[o]), max(lrs[o])) for o in picks}, "runs": table}
         write_record(root/f"{stem}.json", pilot)  # its paths (a model folder) portable
         atomic_write(root/f"{stem}.md", pilot_markdown(pilot))
