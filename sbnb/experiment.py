@@ -544,7 +544,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path = "runs", name: str | 
     from sbnb.models import load_tokenizer
     root, key = run_root(cfg, out, name), experiment_key(cfg)
     work, resumed = root/"cache"/key, None
-    if resume and not list(work.glob("runs/*/result.json")) and (old := resumable_cache(root, cfg)) is not None:
+    if resume and not list(work.glob("runs/*/result.json")) and (old := resumable_cache(root, cfg)) not in (None, work):
         work, resumed = old, old.name
         if is_main_process(): print(f"sbnb experiment: resuming from {old} (made at another commit; each run keeps its own record)", file=sys.stderr)
     work.mkdir(parents=True, exist_ok=True)

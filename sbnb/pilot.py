@@ -17,22 +17,23 @@ from .expconfig import shared_start
 from .jobs import run_jobs
 
 # %% auto #0
-__all__ = ['PLATEAU_PP', 'PILOT_RULE', 'PILOT_RULES', 'PILOT_BEST', 'PILOT_LRS', 'pilot_rule_text', 'pilot_row', 'pilot_pick',
+__all__ = ['PLATEAU_PP', 'PILOT_RULES', 'PILOT_BEST', 'PILOT_RULE', 'PILOT_LRS', 'pilot_rule_text', 'pilot_row', 'pilot_pick',
            'pilot_plateaus', 'pilot_markdown', 'pilot_stem', 'hard_label_check', 'run_pilot', 'parse_pilot_lrs']
 
 # %% ../nbs/82_pilot.ipynb #p005
 PLATEAU_PP = 2.0  # the plateau margin (pp)
-PILOT_RULE = ("B is the smallest budget at which AdamW trained for 2B steps gains less than 2 pp of test accuracy over AdamW "
-              "trained for B steps, on the mean over sources and on every source; each optimizer's pick is its best accuracy at "
-              "B among the rates that meet the same rule (the best overall, flagged, when none does)")
-PILOT_RULES = {"mean-and-sources": PILOT_RULE,
-               "mean": ("B is the smallest budget at which AdamW trained for 2B steps gains less than 2 pp of test accuracy over AdamW "
-                        "trained for B steps on the mean over sources (each source's gain reported with its standard error); each "
-                        "optimizer's pick is its best accuracy at B among the rates that meet the same rule (the best overall, "
-                        "flagged, when none does)")}
-PILOT_BEST = {k: v.split("; each optimizer's pick")[0].replace("at which AdamW trained for 2B steps", "at which the best AdamW rate at B, trained for 2B steps,")
-              + "; each optimizer's pick is its best rate at B (a rate that stops gaining at a lower accuracy does not end the search)"
-              for k, v in PILOT_RULES.items()}
+# One gains clause per rule kind, one "who" and one pick clause per plateau kind: every rule text is composed of these.
+_GAINS = {"mean-and-sources": ("gains less than 2 pp of test accuracy over AdamW trained for B steps, on the mean over sources "
+                               "and on every source"),
+          "mean": ("gains less than 2 pp of test accuracy over AdamW trained for B steps on the mean over sources (each source's "
+                   "gain reported with its standard error)")}
+_WHO = {"any": "AdamW trained for 2B steps", "best": "the best AdamW rate at B, trained for 2B steps,"}
+_PICK = {"any": ("each optimizer's pick is its best accuracy at B among the rates that meet the same rule (the best overall, "
+                 "flagged, when none does)"),
+         "best": "each optimizer's pick is its best rate at B (a rate that stops gaining at a lower accuracy does not end the search)"}
+PILOT_RULES = {k: f"B is the smallest budget at which {_WHO['any']} {g}; {_PICK['any']}" for k, g in _GAINS.items()}
+PILOT_BEST = {k: f"B is the smallest budget at which {_WHO['best']} {g}; {_PICK['best']}" for k, g in _GAINS.items()}
+PILOT_RULE = PILOT_RULES["mean-and-sources"]
 
 
 def pilot_rule_text(rule: str = "mean-and-sources", plateau: str = "any") -> str:
@@ -67,14 +68,19 @@ def pilot_pick(table: list[dict], plateau: str = "any") -> dict:
     for opt in dict.fromkeys(r["optimizer"] for r in table):
         rows = [r for r in table if r["optimizer"] == opt]
         flat = [] if plateau == "best" else [r for r in rows if (r["meets"] if "meets" in r else r["last_third_gain_pp"] < PLATEAU_PP)]
-        picks[opt] = max(flat or rows, key=lambda r: r["test_pp"])["lr"]
+        picks[opt] = _best(flat or rows)["lr"]
     return picks
+
+
+def _best(rows: list[dict]) -> dict:
+    "The row of the best test accuracy (the first of ties)."
+    return max(rows, key=lambda r: r["test_pp"])
 
 
 def pilot_plateaus(rows: list[dict], plateau: str = "any") -> bool:
     "Whether one optimizer's rows at a B end the search: some rate meets the rule (`'any'`), or the best rate at B does (`'best'`)."
     if plateau == "any": return any(r["meets"] for r in rows)
-    return bool(rows) and max(rows, key=lambda r: r["test_pp"])["meets"]
+    return bool(rows) and _best(rows)["meets"]
 
 def pilot_markdown(pilot: dict) -> str:
     "The pilot table of `pilot.json` as markdown: every rate's accuracy, its gains, per-source gains; picks marked *."
