@@ -17,7 +17,7 @@ __all__ = ['TOST_MARGIN_PP', 'ALPHA', 'COMPARISONS', 'RESULT_COLS', 'COST_COLS',
            'mean_jaccard', 'replicate_jaccard', 'threshold_balanced_accuracy', 'selection_diagnostics', 'results_table',
            'cost_table', 'sb_table', 'baseline_plateau', 'compare_measure', 'comparisons', 'to_markdown',
            'selection_summary', 'benchmark_table', 'comparisons_markdown', 'step0_markdown', 'job_minutes',
-           'recorded_job_minutes', 'jobs_text', 'budget_markdown', 'plot_forest', 'measures_markdown',
+           'recorded_job_minutes', 'jobs_text', 'rule_missed', 'budget_markdown', 'plot_forest', 'measures_markdown',
            'design_markdown', 'write_report', 'plot_results', 'record_diff']
 
 # %% ../nbs/40_analysis.ipynb #c011
@@ -429,6 +429,11 @@ def jobs_text(jobs: dict) -> str:
     return (f"runs {jobs['runs']:.0f}, proxies {jobs['proxies']:.0f}, step-0 evaluation "
             + ("not timed" if jobs.get("step0") is None else f"{jobs['step0']:.0f}"))
 
+# %% ../nbs/40_analysis.ipynb #c033r
+def rule_missed(pilot: dict, subject: str = "its best rate") -> str:
+    "How a pilot without a plateau missed its rule: '<subject> did not meet' when its `plateau_of` is 'best', else 'no rate met'."
+    return f"{subject} did not meet" if pilot.get("plateau_of", "any") == "best" else "no rate met"
+
 # %% ../nbs/40_analysis.ipynb #c033c
 def budget_markdown(pilot: dict, cfg: dict, results: Sequence[dict]) -> str:
     """The summary's paragraph on B: whether the pilot in `pilot.json` chose this run's B and rate, and whether B is a plateau
@@ -446,7 +451,8 @@ def budget_markdown(pilot: dict, cfg: dict, results: Sequence[dict]) -> str:
         return (f"## The budget B\n\nB = {pb} steps and lr {lr:g} from the pilot (`pilot.md`, seed 0): AdamW trained for 2B steps "
                 f"gains {row['gain_2b_pp']:+.1f} pp over B, under {pilot['plateau_pp']:g} pp on the mean"
                 + ("" if pilot.get("rule_kind") == "mean" else " and on every source") + ": a plateau.\n\n")
-    who = "The best rate at B did not meet" if pilot.get("plateau_of") == "best" else "No rate met"
+    who = rule_missed(pilot, "the best rate at B")
+    who = who[:1].upper() + who[1:]
     return (f"## The budget B\n\nB = {pb} steps and lr {lr:g} from the pilot (`pilot.md`, seed 0). **{who} the plateau rule "
             f"at B, so B is a stage of training, not a plateau**: AdamW at lr {lr:g} gained {row['gain_2b_pp']:+.1f} pp from B to 2B "
             f"({', '.join(f'{s} {g:+.1f}' for s, g in row['gain_2b_by_source_pp'].items())}). The comparisons hold at this budget.\n\n")

@@ -9,7 +9,7 @@ import sys
 from typing import Sequence
 import numpy as np
 from .core import SbnbError, RunRecord, write_json, write_jsonl, write_record, atomic_write
-from .analysis import to_markdown
+from .analysis import to_markdown, rule_missed
 from .expconfig import ExperimentConfig, experiment_key
 from .expdata import EVAL_SPLITS, experiment_data, eval_rows, probe_rows
 from .experiment import RunInputs, TargetJob, StartJob, run_target, run_root, base_evaluation, resumable_cache
@@ -96,8 +96,7 @@ def pilot_markdown(pilot: dict) -> str:
             ("gain over last third (pp)", lambda r: f"{r['last_third_gain_pp']:+.1f}"),
             ("test % at each evaluation", lambda r: " → ".join(f"{x:.1f}" for x in r["curve_pp"])),
             ("train s", lambda r: f"{r['train_seconds']:.0f}")]))
-    best = pilot.get("plateau_of", "any") == "best"
-    notes = [f"**{o}: {'its best rate did not meet' if best else 'no rate met'} the rule at B = {pilot['base_steps']}; its pick is the "
+    notes = [f"**{o}: {rule_missed(pilot)} the rule at B = {pilot['base_steps']}; its pick is the "
              "best rate, not a plateau.**" for o, ok in pilot["plateaued"].items() if not ok]
     notes += [f"**{o}: the pick is on the edge of its grid; widen the grid.**" for o, e in pilot["on_edge"].items() if e]
     return (f"# Learning-rate pilot ({cfg['preset']}, seed 0): B = {pilot['base_steps']} steps\n\n"
