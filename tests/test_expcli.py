@@ -18,7 +18,7 @@ def test_bad_override_is_a_one_line_error(tmp_path, capsys):
     assert str(tmp_path / "c.yaml") in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name", ["default", "full", "llm-cpu-round1", "llm-cpu"])
+@pytest.mark.parametrize("name", ["default", "full", "llm-cpu-round1", "llm-cpu-round2"])
 def test_report_recomputes_every_committed_comparison(name, tmp_path):
     "`sbnb experiment --report`: the committed comparisons come back from runs.jsonl exactly (keys added later are extra)."
     from sbnb.expcli import report
