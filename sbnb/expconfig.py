@@ -104,6 +104,7 @@ class ExperimentConfig(Config):
     order: Literal["independent", "coupled", "measured"] = "independent"  # each run's own shuffle; the baseline's epochs with each arm's extra appearances inserted; or both measured on the first `design_first` replicates, the smaller paired spread kept
     design_first: int = 3             # order=measured / power_mde_pp: the replicates run before the design is fixed
     power_mde_pp: float = 0.0         # > 0: after `design_first` replicates, run the fewest (at most `seeds`) with MDE80 <= this for up - adamw and up - random
+    power_recheck: bool = False       # power_mde_pp: once those replicates ran, n again from all of them, and more (at most `seeds`) until it holds
     models: tuple[str, ...] = ()      # several targets, each a complete experiment under OUT/NAME/<model> (empty: train.model alone)
     mean_tokens: int = 300            # the plan's assumed tokens per example when no data is at hand to count
 
@@ -146,6 +147,7 @@ class ExperimentConfig(Config):
             if m not in ("ood", "at_half", "loss"): raise SbnbError(f"measures: unknown measure {m!r}; valid: ood, at_half, loss")
         if self.probe_points < 0: raise SbnbError(f"probe_points must be >= 0, got {self.probe_points}")
         if self.power_mde_pp < 0: raise SbnbError(f"power_mde_pp must be >= 0 (0: run `seeds` replicates), got {self.power_mde_pp}")
+        if self.power_recheck and not self.power_mde_pp: raise SbnbError("power_recheck needs power_mde_pp > 0 (the target it rechecks)")
         if (self.order == "measured" or self.power_mde_pp) and not 2 <= self.design_first <= self.seeds:
             raise SbnbError(f"design_first={self.design_first}: order=measured and power_mde_pp need 2 to seeds={self.seeds} first replicates")
         if (self.order == "measured" or self.power_mde_pp) and (self.replicates != "pipeline" or "adamw+up" not in self.arms):
@@ -182,7 +184,7 @@ class ExperimentConfig(Config):
                         eval_batch_size=32, max_new_tokens=32, probe_per_group=16, probe_points=6, proxy_seeds=1, proxy_epochs=1.0,
                         proxy_records=6, pilot_steps=125, pilot_doublings=3, pilot_lrs=(3e-4, 1e-3, 3e-3), pilot_rule="mean",
                         pilot_plateau="best",
-                        order="measured", design_first=3, power_mde_pp=2.0, measures=("ood", "at_half", "loss"),
+                        order="measured", design_first=3, power_mde_pp=2.0, power_recheck=True, measures=("ood", "at_half", "loss"),
                         upsample=dict(recipe="authors", first=6, skip=1)),
         "paper": dict(preset="paper", data="mathinstruct", model="qwen3-0.6b-base", models=PAPER_MODELS, proxy_model="pythia-70m",
                       prompt_style="alpaca", max_length=512, truncate=True, val_fraction=0.05, val_seed=42,

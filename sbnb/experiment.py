@@ -18,11 +18,11 @@ from .expconfig import (ExperimentConfig, ProxySpec, proxy_spec, proxy_key, expe
 from .expdata import EVAL_SPLITS, check_no_leak, experiment_data, eval_rows, probe_rows, floor_rows
 
 # %% auto #0
-__all__ = ['RESUME_IGNORES', 'ORDER_RULE', 'POWER_RULE', 'RunInputs', 'ProxyJob', 'StartJob', 'TargetJob', 'train_config',
-           'run_proxy', 'mean_trajectories', 'proxy_seed', 'proxy_cost', 'accuracy', 'correct_rows', 'floor_check',
-           'step0_summary', 'base_evaluation', 'probe_steps', 'insert_seed', 'run_target', 'run_root',
-           'resumable_cache', 'target_jobs', 'paired_sd', 'power_replicates', 'run_experiment', 'model_dirname',
-           'run_models']
+__all__ = ['RESUME_IGNORES', 'ORDER_RULE', 'POWER_RULE', 'RECHECK_RULE', 'RunInputs', 'ProxyJob', 'StartJob', 'TargetJob',
+           'train_config', 'run_proxy', 'mean_trajectories', 'proxy_seed', 'proxy_cost', 'accuracy', 'correct_rows',
+           'floor_check', 'step0_summary', 'base_evaluation', 'probe_steps', 'insert_seed', 'run_target', 'run_root',
+           'resumable_cache', 'target_jobs', 'paired_sd', 'power_replicates', 'power_sds', 'recheck_replicates',
+           'run_experiment', 'model_dirname', 'run_models']
 
 # %% ../nbs/80_experiment.ipynb #c005
 @dataclasses.dataclass(frozen=True)
@@ -466,6 +466,9 @@ POWER_RULE = ("n = the fewest replicates (from the first ones, at most `seeds`) 
               "effect at 80% power (alpha 0.05, two-sided), with the standard deviation of the first replicates' paired differences, "
               "is at most power_mde_pp for adamw+up - AdamW, adamw+up - adamw+random, adamw+oracle - AdamW and adamw+random - "
               "AdamW, in final test accuracy and (where the runs have one) on the transfer set")
+RECHECK_RULE = ("power_recheck: once the replicates the first ones fixed have run, n is computed again by the same rule from "
+                "the standard deviations of all of them, and more replicates run (at most `seeds`) until the target holds at the "
+                "replicates run; the stopping rule reads only the spreads, never the mean differences")
 
 
 def _finish(jobs: Sequence[TargetJob], workers: int, what: str) -> list[dict]:
@@ -495,6 +498,22 @@ def power_replicates(sds: dict, target_pp: float, lo: int, hi: int) -> tuple[int
     return n, mde(n)
 
 
+def power_sds(results: Sequence[dict], arms: Sequence[str]) -> dict:
+    "The paired sds (pp) the power rule reads: upsampling − AdamW, − random, oracle and random − AdamW, in test accuracy and on the transfer set."
+    pairs = [(a, b) for a, b in (("adamw+up", "adamw"), ("adamw+up", "adamw+random"), ("adamw+oracle", "adamw"), ("adamw+random", "adamw"))
+             if a in arms and b in arms]
+    return {f"{a} - {b}" + ("" if split == "test" else f" ({split})"): sd for split in ("test", "ood") for a, b in pairs
+            if (sd := paired_sd(results, a, b, split)) is not None}
+
+
+def recheck_replicates(results: Sequence[dict], cfg: ExperimentConfig, ran: int) -> dict:
+    """`power_recheck` after `ran` replicates: n again by the power rule from all their paired sds, at least `ran`, at most
+    `cfg.seeds` (`n == ran`: the target holds, or the cap is reached)."""
+    sds = power_sds(results, cfg.arms)
+    n, mde = power_replicates(sds, cfg.power_mde_pp, ran, cfg.seeds)
+    return {"after": ran, "paired_sd_pp": sds, "n": n, "mde80_at_n_pp": mde, "cap_binds": any(m > cfg.power_mde_pp for m in mde.values())}
+
+
 def _design(cfg: ExperimentConfig, inputs: RunInputs, data: dict, work: Path, select_for, root: Path):
     "The first replicates, then the order and the number of replicates: (design, the runs of the order not kept, the config to finish with)."
     first, main = cfg.design_first, is_main_process()
@@ -515,13 +534,11 @@ def _design(cfg: ExperimentConfig, inputs: RunInputs, data: dict, work: Path, se
     if cfg.power_mde_pp:
         done = _finish(target_jobs(c1, inputs, data, sels, work, sels_by, order=order), cfg.workers,
                        f"design: every arm, {order} order, replicates 0-{first - 1}")
-        pairs = [(a, b) for a, b in (("adamw+up", "adamw"), ("adamw+up", "adamw+random"), ("adamw+oracle", "adamw"), ("adamw+random", "adamw"))
-                 if a in cfg.arms and b in cfg.arms]
-        sds = {f"{a} - {b}" + ("" if split == "test" else f" ({split})"): sd for split in ("test", "ood") for a, b in pairs
-               if (sd := paired_sd(done, a, b, split)) is not None}
+        sds = power_sds(done, cfg.arms)
         n, mde = power_replicates(sds, cfg.power_mde_pp, first, cfg.seeds)
         design["replicates"] = {"rule": POWER_RULE, "target_mde80_pp": cfg.power_mde_pp, "paired_sd_pp": sds, "n": n, "cap": cfg.seeds,
                                 "mde80_at_n_pp": mde, "cap_binds": any(m > cfg.power_mde_pp for m in mde.values())}
+        if cfg.power_recheck: design["replicates"].update(recheck_rule=RECHECK_RULE, checks=[])
     if main: write_json(root/"design.json", design)
     extra = [r for o in orders if o != order for r in runs[o]]
     return design, extra, cfg.replace(seeds=n, order=order)
@@ -585,10 +602,20 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path = "runs", name: str | 
             if main:
                 rr.record["design"] = design
                 rr.write()  # in the run record before the remaining replicates run
-        sels, diag, proxies, sels_by = select_for(eff.seeds)
-        jobs = target_jobs(eff, inputs, data, sels, work, sels_by)
-        wait_for_everyone()  # the augmented data rank 0 wrote
-        results = _finish(jobs, cfg.workers, "target runs")
+        while True:
+            sels, diag, proxies, sels_by = select_for(eff.seeds)
+            jobs = target_jobs(eff, inputs, data, sels, work, sels_by)
+            wait_for_everyone()  # the augmented data rank 0 wrote
+            results = _finish(jobs, cfg.workers, "target runs")
+            if not (cfg.power_mde_pp and cfg.power_recheck) or eff.seeds >= cfg.seeds: break
+            check = recheck_replicates(results, cfg, eff.seeds)  # n again, from every replicate run so far
+            design["replicates"]["checks"].append(check)
+            if main:
+                write_json(root/"design.json", design)
+                rr.record["design"] = design
+                rr.write()  # in the run record before any further replicate runs
+            if check["n"] <= eff.seeds: break
+            eff = eff.replace(seeds=check["n"])
         results.sort(key=lambda r: (list(ARMS).index(r["arm"]), r["budget"], r["seed"]))
         wall = round((time.perf_counter() - t_start) / 60, 2)
         base = work/"base_eval.json"

@@ -167,7 +167,7 @@ def hard_label_check(at_b: dict, at_2b: dict) -> dict:
 def _pilot_view(c: dict) -> dict:
     "The part of a config the pilot reads: not its rates, B, workers, arms, seeds, design, selection or proxies."
     c = {k: v for k, v in c.items() if k not in ("workers", "pilot_doublings", "pilot_lrs", "pilot_plateau", "arms", "budgets", "seeds", "measures",
-                                                 "order", "design_first", "power_mde_pp", "upsample", "proxy")}
+                                                 "order", "design_first", "power_mde_pp", "power_recheck", "upsample", "proxy")}
     t = dict(c.get("train", {}), max_steps=None, optim=dict(c.get("train", {}).get("optim", {}), lr=None, muon_lr=None))
     return dict(c, train=t)
 

@@ -389,7 +389,9 @@ def test_llm_cpu_path_on_a_saved_tiny_twin_and_resume_across_commits(tmp_path, m
     )
     sp = d["order"]["spread_pp"]
     assert sp[d["order"]["chosen"]] == min(sp.values())  # the smaller paired spread is kept
-    n = d["replicates"]["n"]
+    n, checks = d["replicates"]["n"], d["replicates"].get("checks", [])  # power_recheck: n again after those n ran
+    assert [c["after"] for c in checks] == ([n] if n < 3 else [])  # a check below the cap of 3, none at it
+    n = checks[-1]["n"] if checks else n
     assert 2 <= n <= 3 and {r["seed"] for r in runs} == set(range(n)) and read_json(root / "design.json") == d
     chosen = d["order"]["chosen"]
     assert all(r.get("order", "independent") == chosen for r in runs)
