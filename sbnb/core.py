@@ -14,7 +14,7 @@ from typing import Any, Iterable, Iterator
 __all__ = ['TABLE_SUFFIXES', 'PACKAGES', 'HUB_SWITCHES', 'SbnbError', 'Config', 'config_from_args', 'read_mapping', 'choices',
            'HelpFormatter', 'atomic_open', 'atomic_write', 'write_json', 'read_json', 'read_jsonl', 'write_jsonl',
            'read_table_lines', 'read_table', 'write_table', 'check_rows', 'check_outputs', 'seed_everything',
-           'package_versions', 'project_root', 'git_commit', 'device_info', 'run_record', 'RunRecord',
+           'package_versions', 'project_root', 'git_commit', 'cpu_kind', 'device_info', 'run_record', 'RunRecord',
            'write_record_beside', 'record_name', 'portable_path', 'record_path', 'portable', 'write_record', 'progress',
            'default_device', 'benchmarks_dir', 'cache_dir', 'corpus_dir', 'process_rank', 'is_main_process',
            'wait_for_everyone', 'hub_offline', 'hub_reachable', 'load_hub_dataset', 'env_info']
@@ -515,9 +515,21 @@ def git_commit(path: str | Path | None = None) -> dict:
         return {"commit": r.stdout.strip(), "dirty": dirty}
     except (OSError, subprocess.TimeoutExpired): return {"commit": None, "dirty": None}
 
+def cpu_kind() -> str:
+    """The CPU's kind, as its last digits depend on it: the vendor (from /proc/cpuinfo where there is one) and torch's
+    instruction-set capability, e.g. 'GenuineIntel-AVX512' or 'AuthenticAMD-AVX2'."""
+    vendor = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        vendor = next((l.split(":", 1)[1].strip() for l in cpuinfo.read_text().splitlines() if l.startswith("vendor_id")), vendor)
+    try:
+        import torch
+        return f"{vendor}-{torch.backends.cpu.get_cpu_capability()}"
+    except ImportError: return vendor
+
 def device_info() -> dict:
-    "The compute device: CUDA GPU name and memory if present, else CPU cores."
-    info = {"cpu_count": os.cpu_count(), "platform": platform.platform()}
+    "The compute device: CUDA GPU name and memory if present, else CPU cores; and the CPU's kind (`cpu_kind`)."
+    info = {"cpu_count": os.cpu_count(), "platform": platform.platform(), "cpu_kind": cpu_kind()}
     try:
         import torch
         info["torch_threads"] = torch.get_num_threads()

@@ -5,29 +5,17 @@ must say why, rerun the committed results it touches, and regenerate the file wi
 (which also removes the other kinds' files below: their numbers are then stale).
 
 The same code gives other last digits on another kind of CPU (torch's kernels differ by vendor and instruction set):
-`smoke.json` is the reference, and `smoke-<vendor>-<capability>.json` holds what a machine of another kind computes
-with the same code (`SBNB_PIN_ADD=1 pytest tests/test_pinned.py` writes the one of the machine it runs on). A run must
-equal one of them exactly, and its own kind's file where there is one; on a kind of CPU with no file, the accuracies
+`smoke.json` is the reference, and `smoke-<cpu kind>.json` (`sbnb.core.cpu_kind`: vendor and instruction set) holds
+what a machine of another kind computes with the same code (`SBNB_PIN_ADD=1 pytest tests/test_pinned.py` writes
+the one of the machine it runs on). A run must equal one of them exactly, and its own kind's file where there is one; on a kind of CPU with no file, the accuracies
 must equal the reference's and the losses agree to 1e-4, relative (between the two kinds pinned here SAM's losses
 drift apart by up to 3.5e-5), with a warning that names the machine."""
 
-import json, math, os, platform, warnings
+import json, math, os, warnings
 from pathlib import Path
-import torch
-from sbnb.core import read_json, read_jsonl
+from sbnb.core import cpu_kind, read_json, read_jsonl
 
 PINNED = Path(__file__).parent / "pinned" / "smoke.json"
-
-
-def machine() -> str:
-    "This CPU's kind: its vendor (from /proc/cpuinfo where there is one) and torch's instruction-set capability."
-    vendor = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        vendor = next(
-            (l.split(":")[1].strip() for l in cpuinfo.read_text().splitlines() if l.startswith("vendor_id")), vendor
-        )
-    return f"{vendor}-{torch.backends.cpu.get_cpu_capability()}"
 
 
 def numbers(root: Path) -> dict:
@@ -64,7 +52,7 @@ def close(got: dict, want: dict, rel: float = 1e-4) -> list[str]:
 
 def test_the_numbers_are_pinned(smoke_run):
     got = json.loads(json.dumps(numbers(smoke_run)))
-    here = PINNED.with_name(f"smoke-{machine()}.json")
+    here = PINNED.with_name(f"smoke-{cpu_kind()}.json")
     # new numerics: this machine's become the reference, and the other kinds' files go stale
     if os.environ.get("SBNB_PIN_UPDATE"):
         PINNED.write_text(json.dumps(got, indent=1) + "\n")
@@ -82,9 +70,9 @@ def test_the_numbers_are_pinned(smoke_run):
         for run in want:
             assert got[run] == json.loads(here.read_text())[run], run
     bad = close(got, want)
-    assert not bad, f"numbers moved beyond this CPU's last digits ({machine()}): {bad}"
+    assert not bad, f"numbers moved beyond this CPU's last digits ({cpu_kind()}): {bad}"
     warnings.warn(
-        f"no pinned numbers for this kind of CPU ({machine()}): checked to 1e-4 (losses) and exactly (accuracies)"
+        f"no pinned numbers for this kind of CPU ({cpu_kind()}): checked to 1e-4 (losses) and exactly (accuracies)"
     )
 
 
