@@ -511,15 +511,15 @@ def design_markdown(design: dict) -> str:
                 f"adamw+up − AdamW spread (sample sd) {sp}. Rule: {o['rule']}.\n\n")
     if "replicates" in design:
         r = design["replicates"]
+        pp = lambda d: ", ".join(f"{k} {v:.2f} pp" for k, v in d.items() if v is not None)
         out += (f"Replicates: **{r['n']}** (at most {r['cap']}), from the first {design['first_replicates']}'s paired sd "
-                + ", ".join(f"{k} {v:.2f} pp" for k, v in r["paired_sd_pp"].items() if v is not None)
-                + f"; MDE80 at n = {r['n']}: " + ", ".join(f"{k} {v:.2f} pp" for k, v in r["mde80_at_n_pp"].items())
+                + pp(r["paired_sd_pp"]) + f"; MDE80 at n = {r['n']}: " + pp(r["mde80_at_n_pp"])
                 + (f" — **the cap binds: the target of {r['target_mde80_pp']:g} pp is not reached**" if r["cap_binds"] else
                    f" (target ≤ {r['target_mde80_pp']:g} pp)") + f". Rule: {r['rule']}.\n\n")
         for c in r.get("checks", ()):  # power_recheck: n again from every replicate run so far
-            out += (f"Rechecked after {c['after']} replicates: paired sd " + ", ".join(f"{k} {v:.2f} pp" for k, v in c["paired_sd_pp"].items())
+            out += (f"Rechecked after {c['after']} replicates: paired sd " + pp(c["paired_sd_pp"])
                     + f"; so n = **{c['n']}**" + (" (the target holds: no more)" if c["n"] == c["after"] and not c["cap_binds"] else "")
-                    + ", MDE80 at n: " + ", ".join(f"{k} {v:.2f} pp" for k, v in c["mde80_at_n_pp"].items())
+                    + ", MDE80 at n: " + pp(c["mde80_at_n_pp"])
                     + (" — **the cap binds**" if c["cap_binds"] else "") + ".\n\n")
         if r.get("checks"): out += f"Recheck rule: {r['recheck_rule']}.\n\n"
     return out

@@ -506,12 +506,17 @@ def power_sds(results: Sequence[dict], arms: Sequence[str]) -> dict:
             if (sd := paired_sd(results, a, b, split)) is not None}
 
 
+def _power_block(results: Sequence[dict], cfg: ExperimentConfig, lo: int) -> dict:
+    "The power rule on `results`' paired sds, n at least `lo`, at most `cfg.seeds`: the record's sds, n, MDE80 at n, and whether the cap binds."
+    sds = power_sds(results, cfg.arms)
+    n, mde = power_replicates(sds, cfg.power_mde_pp, lo, cfg.seeds)
+    return {"paired_sd_pp": sds, "n": n, "mde80_at_n_pp": mde, "cap_binds": any(m > cfg.power_mde_pp for m in mde.values())}
+
+
 def recheck_replicates(results: Sequence[dict], cfg: ExperimentConfig, ran: int) -> dict:
     """`power_recheck` after `ran` replicates: n again by the power rule from all their paired sds, at least `ran`, at most
     `cfg.seeds` (`n == ran`: the target holds, or the cap is reached)."""
-    sds = power_sds(results, cfg.arms)
-    n, mde = power_replicates(sds, cfg.power_mde_pp, ran, cfg.seeds)
-    return {"after": ran, "paired_sd_pp": sds, "n": n, "mde80_at_n_pp": mde, "cap_binds": any(m > cfg.power_mde_pp for m in mde.values())}
+    return {"after": ran, **_power_block(results, cfg, ran)}
 
 
 def _design(cfg: ExperimentConfig, inputs: RunInputs, data: dict, work: Path, select_for, root: Path):
@@ -534,10 +539,9 @@ def _design(cfg: ExperimentConfig, inputs: RunInputs, data: dict, work: Path, se
     if cfg.power_mde_pp:
         done = _finish(target_jobs(c1, inputs, data, sels, work, sels_by, order=order), cfg.workers,
                        f"design: every arm, {order} order, replicates 0-{first - 1}")
-        sds = power_sds(done, cfg.arms)
-        n, mde = power_replicates(sds, cfg.power_mde_pp, first, cfg.seeds)
-        design["replicates"] = {"rule": POWER_RULE, "target_mde80_pp": cfg.power_mde_pp, "paired_sd_pp": sds, "n": n, "cap": cfg.seeds,
-                                "mde80_at_n_pp": mde, "cap_binds": any(m > cfg.power_mde_pp for m in mde.values())}
+        block = _power_block(done, cfg, first)
+        n = block["n"]
+        design["replicates"] = {"rule": POWER_RULE, "target_mde80_pp": cfg.power_mde_pp, "cap": cfg.seeds, **block}
         if cfg.power_recheck: design["replicates"].update(recheck_rule=RECHECK_RULE, checks=[])
     if main: write_json(root/"design.json", design)
     extra = [r for o in orders if o != order for r in runs[o]]
