@@ -137,7 +137,7 @@ def pilot_stem(cfg: ExperimentConfig) -> str:
 def _pilot_job(cfg: ExperimentConfig, data: dict, work: Path, opt: str, lr: float, steps: int, tok_path, base_eval: str | None = None) -> TargetJob:
     "One pilot run: optimizer `opt` at rate `lr` for `steps` steps with its own schedule (seed 0); `base_eval`: the shared step-0 evaluation."
     c = cfg.replace(**({"lr": lr} if opt == "adamw" else {"muon_lr": lr}), arms=("adamw", "muon"), steps=steps, order="independent",
-                    power_mde_pp=0.0)
+                    power_mde_pp=0.0, power_recheck=False)  # one run each: the main run's replicate rule is not the pilot's
     inputs = RunInputs(cfg=c, tokenizer=tok_path, held_out=str(work/"held_out.json"), eval=str(work/"eval.jsonl"),
                        probe=str(work/"probe.jsonl"), n_original=len(data["train"]), base_steps=steps, benchmarks={}, base_eval=base_eval)
     return TargetJob(inputs=inputs, arm=opt, budget="steps", seed=0, data=str(data["dir"]/"train.jsonl"), counts=None, steps=steps,

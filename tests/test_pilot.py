@@ -19,6 +19,9 @@ def test_pilot_applies_the_b_to_2b_rule_on_every_source(tmp_path):
         "muon:1e-3,3e-3",
         "pilot_doublings=1",
         "balanced.n_pretrain=0",
+        "power_mde_pp=2",  # the main run's replicate rule, which the pilot's one-seed runs must set aside
+        "power_recheck=true",
+        "design_first=2",
     ]
     assert main(argv) == 0
     p = read_json(tmp_path / "smoke" / "pilot.json")
