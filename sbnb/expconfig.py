@@ -180,7 +180,7 @@ class ExperimentConfig(Config):
         "llm-cpu": dict(preset="llm-cpu", model="smollm2-135m", prompt_style="chatml", data="balanced", max_length=64,
                         balanced=dict(n_train=250, n_test=500, n_ood=500, n_pretrain=0, form="full", widths=(2,), ood_widths=(3,),
                                       ood_phrasing=True),
-                        lora=True, bf16=True, batch_size=8, steps=500, lr=1e-3, muon_lr=None, seeds=12, workers=2, evals=2, eval_per_source=0,
+                        lora=True, bf16=True, batch_size=8, steps=1000, lr=1e-3, muon_lr=None, seeds=12, workers=2, evals=2, eval_per_source=0,
                         eval_batch_size=32, max_new_tokens=32, probe_per_group=16, probe_points=6, proxy_seeds=1, proxy_epochs=1.0,
                         proxy_records=6, pilot_steps=125, pilot_doublings=3, pilot_lrs=(3e-4, 1e-3, 3e-3), pilot_rule="mean",
                         pilot_plateau="best",
