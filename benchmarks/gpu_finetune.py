@@ -215,7 +215,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     import torch
     from sbnb.models import REAL_MODELS, TINY_MODELS
-    from sbnb.core import device_info
+    from sbnb.record import device_info
 
     if not args.smoke and not torch.cuda.is_available():
         print(

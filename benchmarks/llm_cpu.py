@@ -529,7 +529,7 @@ def main(argv=None) -> int:
     import torch, transformers
 
     torch.set_num_threads(a.threads)
-    from sbnb.core import git_commit
+    from sbnb.record import git_commit
 
     sync = torch.cuda.synchronize if a.device.startswith("cuda") else (lambda: None)
     r.update(torch=torch.__version__, transformers=transformers.__version__, git=git_commit())

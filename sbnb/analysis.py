@@ -539,7 +539,7 @@ def write_report(root: Path, results: Sequence[dict], diag: Sequence[dict], cfg:
         write_json(root/f"{name}.json", t)
         if t: atomic_write(root/f"{name}.csv", pd.DataFrame(t).to_csv(index=False))
     smoke = cfg["preset"] in ("smoke", "llm-smoke")
-    from sbnb.core import portable_path
+    from sbnb.record import portable_path
     md = (f"# sbnb experiment: preset `{cfg['preset']}`, model `{portable_path(cfg['model'], root)}`\n\n"
           + ("**This is a smoke run: it checks that every step runs; its numbers are not results and say nothing about the "
              "method.**\n\n" if smoke else "")

@@ -51,7 +51,7 @@ def build_base(cfg: BaseConfig | None = None, out: str | Path | None = None, thr
     from sbnb.models import models_dir, readable
     from sbnb.train import train, TrainConfig
     from sbnb.optim import OptimConfig
-    from sbnb.core import run_record, write_record
+    from sbnb.record import run_record, write_record
     cfg = cfg or BaseConfig()
     out = Path(out) if out is not None else models_dir()/"tiny-char-base"
     torch.set_num_threads(threads)  # 1: two threads on 2 shared cores were 20x slower here

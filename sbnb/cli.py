@@ -5,7 +5,8 @@
 # %% ../nbs/90_cli.ipynb #c002
 from __future__ import annotations
 import argparse, importlib, importlib.util, json, sys, traceback
-from .core import SbnbError, env_info, HelpFormatter
+from .core import SbnbError, HelpFormatter
+from .record import env_info
 
 # %% auto #0
 __all__ = ['COMMAND_MODULES', 'add_cli', 'build_parser', 'run_command', 'main']

@@ -336,7 +336,7 @@ def _cli_mathinstruct_like(args) -> int:
         from sbnb.core import atomic_write
         atomic_write(args.out, json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
     else: write_table(rows, args.out)
-    from sbnb.core import write_record_beside, run_record
+    from sbnb.record import write_record_beside, run_record
     rec = write_record_beside(args.out, run_record({"n": args.n, "seed": args.seed}, args.seed, rows=len(rows)))
     print(f"wrote {len(rows)} MathInstruct-shaped rows ({len(set(r['source'] for r in rows))} sources) to {args.out} (record: {rec})")
     return 0

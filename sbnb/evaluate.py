@@ -8,8 +8,9 @@ import dataclasses, math, os, re, sys, time
 import numpy as np
 from pathlib import Path
 from typing import Iterable, Literal, Sequence
-from .core import (SbnbError, Config, RunRecord, progress, project_root, read_json,
-                       read_jsonl, write_record, write_jsonl, atomic_write, check_outputs, HelpFormatter)
+from .core import (SbnbError, Config, progress, project_root, read_json, read_jsonl, write_jsonl, atomic_write,
+                       check_outputs, HelpFormatter)
+from .record import RunRecord, write_record
 from .models import training_prompt_style, model_record
 from .answers import extract_answer, answers_match, ABS_TOL, REL_TOL
 from .benchmarks import (check_benchmarks, load_benchmark,

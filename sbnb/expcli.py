@@ -6,8 +6,9 @@
 from __future__ import annotations
 import shutil
 from pathlib import Path
-from .core import (SbnbError, HelpFormatter, RunRecord, config_from_args, check_outputs, read_json, read_jsonl, project_root,
+from .core import (SbnbError, HelpFormatter, config_from_args, check_outputs, read_json, read_jsonl, project_root,
                        is_main_process)
+from .record import RunRecord
 from .analysis import write_report, recorded_job_minutes, record_diff
 from .base import build_base
 from .expconfig import ExperimentConfig

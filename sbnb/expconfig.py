@@ -7,7 +7,8 @@ from __future__ import annotations
 import dataclasses, hashlib, json, math
 from pathlib import Path
 from typing import Literal
-from .core import Config, SbnbError, git_commit
+from .core import Config, SbnbError
+from .record import git_commit
 from .optim import OptimConfig
 from .train import TrainConfig
 from .corpus import BalancedConfig, CorpusConfig

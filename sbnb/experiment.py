@@ -8,8 +8,9 @@ import contextlib, dataclasses, sys, time
 from pathlib import Path
 from typing import Sequence
 import numpy as np
-from .core import (SbnbError, RunRecord, read_json, write_json, read_jsonl, write_jsonl, atomic_write, process_rank,
+from .core import (SbnbError, read_json, write_json, read_jsonl, write_jsonl, atomic_write, process_rank,
                        is_main_process, wait_for_everyone)
+from .record import RunRecord
 from .jobs import run_jobs
 from .arms import ARMS, TargetContext, run_names
 from .analysis import selection_diagnostics, replicate_jaccard, job_minutes, write_report, paired_diffs, mde_paired
@@ -550,7 +551,7 @@ def _design(cfg: ExperimentConfig, inputs: RunInputs, data: dict, work: Path, se
 # %% ../nbs/80_experiment.ipynb #c016c
 def _rebased(block, was: Path, now: Path):
     "A record block written in folder `was` (its `./x` and `../x` paths relative to it) as a record in `now` writes it."
-    from sbnb.core import portable
+    from sbnb.record import portable
     if not isinstance(block, dict): return block
     fix = lambda v: str((was/v).resolve()) if isinstance(v, str) and (v.startswith("./") or v.startswith("../")) else v
     return portable({k: fix(v) for k, v in block.items()}, now)

@@ -8,7 +8,8 @@ from pathlib import Path
 import sys
 from typing import Sequence
 import numpy as np
-from .core import SbnbError, RunRecord, write_json, write_jsonl, write_record, atomic_write
+from .core import SbnbError, write_json, write_jsonl, atomic_write
+from .record import RunRecord, write_record
 from .analysis import to_markdown, rule_missed
 from .expconfig import ExperimentConfig, experiment_key
 from .expdata import EVAL_SPLITS, experiment_data, eval_rows, probe_rows

@@ -7,9 +7,9 @@ from __future__ import annotations
 import dataclasses, hashlib, json, shutil, time
 from pathlib import Path
 from typing import Callable, Iterable, Literal, Sequence
-from .core import (Config, SbnbError, read_json, write_json, run_record,
-                       progress, default_device, read_table, write_table, check_rows, check_outputs, HelpFormatter, write_record_beside,
-                       write_record)
+from .core import (Config, SbnbError, read_json, write_json, progress, default_device, read_table, write_table,
+                       check_rows, check_outputs, HelpFormatter)
+from .record import run_record, write_record_beside, write_record
 from .models import find_checkpoints, load_tokenizer, load_model, training_prompt_style, model_record
 from .data import tokenize_example, Collator, read_examples
 from .benchmarks import DEFAULT_PROMPT_STYLE

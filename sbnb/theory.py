@@ -6,7 +6,8 @@
 from __future__ import annotations
 import dataclasses, math, time
 from typing import TYPE_CHECKING, Any, Literal
-from .core import Config, SbnbError, HelpFormatter, choices, write_record, run_record, progress
+from .core import Config, SbnbError, HelpFormatter, choices, progress
+from .record import write_record, run_record
 from .select import select, UpsampleConfig
 if TYPE_CHECKING: import torch  # for annotations only: torch is imported where the model runs, so the theory loads light
 

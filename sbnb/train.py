@@ -7,8 +7,9 @@ from __future__ import annotations
 import contextlib, dataclasses, functools, os, resource, sys, time
 from pathlib import Path
 from typing import Literal, Sequence
-from .core import (Config, config_from_args, SbnbError, RunRecord, read_json, write_json, seed_everything, HelpFormatter,
-                       write_record, check_outputs, process_rank, wait_for_everyone)
+from .core import (Config, config_from_args, SbnbError, read_json, write_json, seed_everything, HelpFormatter,
+                       check_outputs, process_rank, wait_for_everyone)
+from .record import RunRecord, write_record
 from .optim import OptimConfig, OPTIMIZERS, SAM_BASES, SAM, build_optimizer
 from .models import (MODELS, TINY_MODELS, model_spec, load_tokenizer, load_model, find_checkpoints, readable, model_record)
 from .data import tokenize_rows, Collator

@@ -8,8 +8,9 @@ import copy, hashlib, json, math
 from pathlib import Path
 from typing import Callable, Sequence
 import numpy as np
-from .core import (SbnbError, atomic_write, write_json, run_record, read_table_lines, write_table, check_rows, write_record_beside,
-                       write_record, check_outputs, choices as _choices, HelpFormatter as _HelpFormatter)
+from .core import (SbnbError, atomic_write, write_json, read_table_lines, write_table, check_rows, check_outputs,
+                       choices as _choices, HelpFormatter as _HelpFormatter)
+from .record import run_record, write_record_beside, write_record
 from .select import (UpsampleConfig, Selection, select, planted_trajectories, PAPER_RECIPE, RECIPES, _is_dataset)
 
 # %% auto #0

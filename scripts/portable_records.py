@@ -1,8 +1,8 @@
 """One-off: rewrite the run records committed under results/ so that none holds an absolute path.
 
-Records written before `sbnb.core.portable_path` hold the absolute paths of the machines that made them: the command
+Records written before `sbnb.record.portable_path` hold the absolute paths of the machines that made them: the command
 (`argv`), output folders (`config.out`, `--out`), the model (`model.config`, `model.file`) and the corpus. This script
-rewrites each such path as `sbnb.core.portable_path` would have written it on that machine, in place; nothing else in
+rewrites each such path as `sbnb.record.portable_path` would have written it on that machine, in place; nothing else in
 a file changes (every path string is replaced where it stands, the rest of the text is kept byte for byte, and every
 file is parsed before and after to check that only those strings differ).
 
@@ -27,7 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from sbnb.core import portable, record_path as path_part  # noqa: E402
+from sbnb.record import portable, record_path as path_part  # noqa: E402
 
 CHECKOUTS = re.compile(r"^(/work/[^/]+|/tmp/work/snap\d*|/tmp/exp_tree)(?=/|$)")
 NONE = "/"  # `portable_path` ignores a repository or home directory that is the filesystem root

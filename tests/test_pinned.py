@@ -5,7 +5,7 @@ must say why, rerun the committed results it touches, and regenerate the file wi
 (which also removes the other kinds' files below: their numbers are then stale).
 
 The same code gives other last digits on another kind of CPU (torch's kernels differ by vendor and instruction set):
-`smoke.json` is the reference, and `smoke-<cpu kind>.json` (`sbnb.core.cpu_kind`: vendor and instruction set) holds
+`smoke.json` is the reference, and `smoke-<cpu kind>.json` (`sbnb.record.cpu_kind`: vendor and instruction set) holds
 what a machine of another kind computes with the same code (`SBNB_PIN_ADD=1 pytest tests/test_pinned.py` writes
 the one of the machine it runs on). A run must equal one of them exactly, and its own kind's file where there is one; on a kind of CPU with no file, the accuracies
 must equal the reference's and the losses agree to 1e-4, relative (between the two kinds pinned here SAM's losses
@@ -13,7 +13,8 @@ drift apart by up to 3.5e-5), with a warning that names the machine."""
 
 import json, math, os, warnings
 from pathlib import Path
-from sbnb.core import cpu_kind, read_json, read_jsonl
+from sbnb.core import read_json, read_jsonl
+from sbnb.record import cpu_kind
 
 PINNED = Path(__file__).parent / "pinned" / "smoke.json"
 

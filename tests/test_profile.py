@@ -4,7 +4,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from sbnb.core import SbnbError, portable_path, read_json, read_jsonl, write_jsonl
+from sbnb.core import SbnbError, read_json, read_jsonl, write_jsonl
+from sbnb.record import portable_path
 from sbnb.data import tokenize_example
 import sbnb.profile as P
 from sbnb.profile import (

@@ -1,10 +1,11 @@
 """Run records are portable: no file committed under results/ holds an absolute path, and a record written now holds none
-(`sbnb.core.portable_path`: `./x` from the record's folder, `x/y` from the repository, `~/x` from home)."""
+(`sbnb.record.portable_path`: `./x` from the record's folder, `x/y` from the repository, `~/x` from home)."""
 
 import json, os, re, subprocess, sys
 from pathlib import Path
 import pytest
-from sbnb.core import RunRecord, read_json, run_record, write_record, write_record_beside
+from sbnb.core import read_json
+from sbnb.record import RunRecord, run_record, write_record, write_record_beside
 
 ROOT = Path(__file__).resolve().parents[1]
 # a whole string that is an absolute path ('/x...', 'C:\x...'), or one after 'KEY=' ('--out=/x', 'out=/x')
