@@ -183,7 +183,7 @@ record() {  # gpu_run.json: what ran, where, with which code, and how each step 
     "$PY" - "$OUT" "$MODE" "$DRY" "$OFFLINE" "$*" <<'PY' && rm -f "$OUT/.steps"
 import datetime, json, os, pathlib, shutil, subprocess, sys
 out, mode, dry, offline, argv = sys.argv[1:6]
-from sbnb.core import env_info
+from sbnb.record import env_info
 steps = [dict(zip(("name", "exit", "seconds"), l.split("\t"))) for l in (pathlib.Path(out)/".steps").read_text().splitlines() if l.strip()]
 smi = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
                      capture_output=True, text=True).stdout.strip() if shutil.which("nvidia-smi") else None
